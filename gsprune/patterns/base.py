@@ -37,6 +37,10 @@ def check_scores(scores: torch.Tensor) -> torch.Tensor:
         )
     if not scores.is_floating_point():
         raise ValueError(f"scores must be floating point; got {scores.dtype}")
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError(
+            "scores contain NaN or inf (a diverged weight or gradient?); accepted: finite values"
+        )
     return scores
 
 
@@ -83,10 +87,10 @@ class Pattern(ABC):
         self.check_params(merged)
         return merged
 
-    def check_params(self, params: dict[str, Any]) -> None:
+    def check_params(self, params: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Raise ValueError naming the bad value and what is accepted. Default: no checks."""
 
-    def check_shape(self, shape: tuple[int, int], params: dict[str, Any]) -> None:
+    def check_shape(self, shape: tuple[int, int], params: dict[str, Any]) -> None:  # noqa: B027
         """Raise ValueError when the pattern cannot apply to a GEMM view of ``shape``."""
 
     def format_params(self, params: dict[str, Any]) -> dict[str, Any]:
