@@ -1,0 +1,99 @@
+"""Sparse products ``y = W @ x`` for every format (DESIGN §6).
+
+``matmul(fmt, x, threads=None, backend="cpu")`` with ``x: float32[K]`` or ``[K, N]``
+(CPU, contiguous) returns ``y: float32[M]`` or ``[M, N]``. Backends (see
+``BACKENDS``, one kernel registry per backend keyed by format name):
+
+- ``cpu``: compiled C++/OpenMP kernels with AVX2/FMA gathers (``gsprune.kernels.cpu``)
+  for gs (all three variants), csr, bsr, nm; plus ``dense`` through ``F.linear``. When
+  the extension cannot be built, the sparse formats fall back to ``reference`` with a
+  warning, and :func:`kernel_name` says so.
+- ``cpu_scalar``: the same kernels forced onto their portable (non-SIMD) path.
+- ``reference``: plain torch from each format's own arrays (``gsprune.kernels.reference``).
+- ``dense``: ``F.linear`` for a DenseMatrix; ``torch_sparse_csr``: ``torch.sparse.mm``
+  for a CSRMatrix (``gsprune.kernels.baselines``).
+
+``threads``: None keeps torch's current count; an int runs the call with that many
+threads (passed to the compiled kernels' OpenMP region; for torch ops
+``torch.set_num_threads`` around the call, restored afterwards).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gsprune.formats.base import GSMatrix, SparseFormat
+from gsprune.kernels import baselines, build, cpu, reference  # noqa: F401 - fill the registries
+from gsprune.kernels.base import (
+    BACKENDS,
+    Kernel,
+    check_format,
+    check_threads,
+    check_x,
+)
+
+__all__ = ["BACKENDS", "Kernel", "backends", "cpu_available", "kernel_name", "matmul", "simd_isa"]
+
+
+def cpu_available() -> bool:
+    """True when the compiled kernels are built and loaded (builds them on first call)."""
+    return build.load() is not None
+
+
+def simd_isa() -> str:
+    """What the "cpu" backend runs: "avx2", "scalar" (no AVX2 here) or "reference"."""
+    module = build.load()
+    return module.simd_isa() if module is not None else "reference"
+
+
+def backends() -> list[str]:
+    return BACKENDS.names()
+
+
+def _resolve(fmt: SparseFormat, backend: str) -> tuple[str, Kernel]:
+    """The backend that will actually run ``fmt`` and its kernel ("cpu" may become "reference")."""
+    kernels = BACKENDS.get(backend)
+    kernel = kernels.get(fmt.name)
+    if kernel.compiled and not cpu_available():
+        return "reference", BACKENDS.get("reference").get(fmt.name)
+    return backend, kernel
+
+
+def kernel_name(fmt: SparseFormat, backend: str = "cpu") -> str:
+    """Names the implementation ``matmul(fmt, x, backend=backend)`` runs, for run records.
+
+    ``<format or GS variant>_<implementation>``, e.g. ``gs_cpu_avx2``,
+    ``gs_scatter_cpu_scalar``, ``csr_torch_sparse_csr``, ``dense_torch_linear``, or
+    ``gs_reference`` when the compiled kernels are unavailable.
+    """
+    check_format(fmt)
+    actual, kernel = _resolve(fmt, backend)
+    label = kernel.label or (f"cpu_{simd_isa()}" if actual == "cpu" else actual)
+    key = fmt.variant if isinstance(fmt, GSMatrix) else fmt.name
+    return f"{key}_{label}"
+
+
+def matmul(
+    fmt: SparseFormat, x: torch.Tensor, threads: int | None = None, backend: str = "cpu"
+) -> torch.Tensor:
+    """``y = W @ x`` for the matrix ``W: [M, K]`` held by ``fmt``.
+
+    x: float32[K] -> y: float32[M]; x: float32[K, N] -> y: float32[M, N] (a view of the
+    transposed result for the dense baseline, contiguous otherwise). Raises ValueError
+    for a non-float32, non-contiguous or wrongly sized x, a bad ``threads``, a malformed
+    format, or an unknown backend or format.
+    """
+    check_format(fmt)
+    x2 = check_x(x, fmt.shape[1])
+    n_threads = check_threads(threads)
+    _, kernel = _resolve(fmt, backend)
+    # torch ops (baselines, reference) run on torch's pool: size it for the call only.
+    before = torch.get_num_threads()
+    if before != n_threads:
+        torch.set_num_threads(n_threads)
+    try:
+        y = kernel.run(fmt, x2, n_threads)
+    finally:
+        if before != n_threads:
+            torch.set_num_threads(before)
+    return y if x.dim() == 2 else y.reshape(fmt.shape[0])

@@ -1,0 +1,101 @@
+// Python bindings: unpack tensors, allocate y, call the raw-pointer kernels.
+// gsprune/kernels/cpu.py validates every argument first (user-facing ValueErrors); the
+// TORCH_CHECKs here only guard against internal misuse.
+#include <torch/extension.h>
+
+#include "kernels.h"
+
+namespace {
+
+void check_tensor(const at::Tensor& t, at::ScalarType dtype, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous() && t.scalar_type() == dtype, name,
+              " must be a contiguous CPU tensor of dtype ", dtype, ", got ", t.scalar_type());
+}
+
+// x: float32[K, N] contiguous. Returns an uninitialised float32[M, N].
+at::Tensor output_for(const at::Tensor& x, int64_t M, int64_t K) {
+  check_tensor(x, at::kFloat, "x");
+  TORCH_CHECK(x.dim() == 2 && x.size(0) == K, "x must be [", K, ", N], got ", x.sizes());
+  return at::empty({M, x.size(1)}, x.options());
+}
+
+at::Tensor gs_matmul(const at::Tensor& band_ptr, const at::Tensor& values, const at::Tensor& index,
+                     const c10::optional<at::Tensor>& lane_index, const std::string& variant,
+                     int64_t V, int64_t M, int64_t K, const at::Tensor& x, int64_t threads,
+                     bool simd) {
+  check_tensor(band_ptr, at::kLong, "band_ptr");
+  check_tensor(values, at::kFloat, "values");
+  check_tensor(index, index.scalar_type(), "index");
+  at::Tensor y = output_for(x, M, K);
+  const int64_t n_bands = band_ptr.numel() - 1, N = x.size(1);
+  auto run = [&](auto zero) {
+    using Idx = decltype(zero);
+    const Idx* idx = index.data_ptr<Idx>();
+    if (variant == "gs") {
+      gsprune::gs_rows_matmul<Idx>(band_ptr.data_ptr<int64_t>(), n_bands, values.data_ptr<float>(),
+                                   idx, V, x.data_ptr<float>(), N, y.data_ptr<float>(), M,
+                                   threads, simd);
+      return;
+    }
+    const Idx* lanes = nullptr;
+    if (variant == "gs_free") {
+      TORCH_CHECK(lane_index.has_value(), "gs_free needs lane_index");
+      check_tensor(*lane_index, index.scalar_type(), "lane_index");
+      lanes = lane_index->data_ptr<Idx>();
+    } else {
+      TORCH_CHECK(variant == "gs_scatter", "unknown GS variant ", variant);
+    }
+    gsprune::gs_scatter_matmul<Idx>(band_ptr.data_ptr<int64_t>(), n_bands,
+                                    values.data_ptr<float>(), idx, lanes, V, x.data_ptr<float>(),
+                                    K, N, y.data_ptr<float>(), M, threads, simd);
+  };
+  if (index.scalar_type() == at::kShort) run(int16_t{});
+  else if (index.scalar_type() == at::kInt) run(int32_t{});
+  else TORCH_CHECK(false, "GS index must be int16 or int32, got ", index.scalar_type());
+  return y;
+}
+
+at::Tensor csr_matmul(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                      int64_t M, int64_t K, const at::Tensor& x, int64_t threads, bool simd) {
+  check_tensor(crow, at::kInt, "crow_indices");
+  check_tensor(col, at::kInt, "col_indices");
+  check_tensor(values, at::kFloat, "values");
+  at::Tensor y = output_for(x, M, K);
+  gsprune::csr_matmul(crow.data_ptr<int32_t>(), col.data_ptr<int32_t>(), values.data_ptr<float>(),
+                      M, x.data_ptr<float>(), x.size(1), y.data_ptr<float>(), threads, simd);
+  return y;
+}
+
+at::Tensor bsr_matmul(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                      int64_t R, int64_t C, int64_t M, int64_t K, const at::Tensor& x,
+                      int64_t threads, bool simd) {
+  check_tensor(crow, at::kInt, "crow_indices");
+  check_tensor(col, at::kInt, "col_indices");
+  check_tensor(values, at::kFloat, "values");
+  at::Tensor y = output_for(x, M, K);
+  gsprune::bsr_matmul(crow.data_ptr<int32_t>(), col.data_ptr<int32_t>(), values.data_ptr<float>(),
+                      R, C, M, K, x.data_ptr<float>(), x.size(1), y.data_ptr<float>(), threads,
+                      simd);
+  return y;
+}
+
+at::Tensor nm_matmul(const at::Tensor& values, const at::Tensor& offsets, int64_t n, int64_t m,
+                     int64_t M, int64_t K, const at::Tensor& x, int64_t threads, bool simd) {
+  check_tensor(values, at::kFloat, "values");
+  check_tensor(offsets, at::kByte, "indices");
+  at::Tensor y = output_for(x, M, K);
+  gsprune::nm_matmul(values.data_ptr<float>(), offsets.data_ptr<uint8_t>(), n, m, M, K,
+                     x.data_ptr<float>(), x.size(1), y.data_ptr<float>(), threads, simd);
+  return y;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
+  module.doc() = "gsprune compiled CPU kernels: y[M, N] = W @ x[K, N] per sparse format";
+  module.def("simd_isa", &gsprune::simd_isa, "'avx2' or 'scalar': what simd=True runs");
+  module.def("gs_matmul", &gs_matmul);
+  module.def("csr_matmul", &csr_matmul);
+  module.def("bsr_matmul", &bsr_matmul);
+  module.def("nm_matmul", &nm_matmul);
+}

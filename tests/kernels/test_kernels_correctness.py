@@ -1,0 +1,131 @@
+"""Every kernel against the float64 product of the matrix its format holds.
+
+Shapes include ones that V, the blocks and m do not divide; N in {1, 7, 64} covers the
+GEMV path, the masked column tail and full register tiles; threads 1 and 2 cover the
+serial and the split (including the scatter kernels' private-copy and column-split)
+paths.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gsprune import kernels
+
+SHAPES = [(37, 50), (64, 64), (5, 3), (203, 129)]
+NS = (1, 7, 64)
+THREADS = (1, 2)
+COMPILED = ("cpu", "cpu_scalar")
+
+
+def assert_product(y: torch.Tensor, W: torch.Tensor, x: torch.Tensor, what: str) -> None:
+    """y ~= W @ x elementwise within 1e-4 of sum_k |W[m, k] x[k, n]| (fp32 accumulation)."""
+    x64 = x.double()
+    truth = W @ x64
+    scale = W.abs() @ x64.abs()
+    assert y.dtype == torch.float32 and y.shape == truth.shape, what
+    err = (y.double() - truth).abs()
+    ok = err <= 1e-4 * scale
+    assert bool(ok.all()), f"{what}: max error {err.max().item():.3g} (NaN: {y.isnan().any()})"
+
+
+def check_all(fmt, W, backend: str, gen: torch.Generator) -> None:
+    K = fmt.shape[1]
+    for N in NS:
+        x = torch.randn(K, N, generator=gen)
+        for threads in THREADS:
+            y = kernels.matmul(fmt, x, threads=threads, backend=backend)
+            assert_product(y, W, x, f"{kernels.kernel_name(fmt, backend)} N={N} t={threads}")
+    x1 = torch.randn(K, generator=gen)
+    y1 = kernels.matmul(fmt, x1, backend=backend)
+    assert y1.shape == (fmt.shape[0],)
+    assert_product(y1[:, None], W, x1[:, None], f"{backend} 1-D x")
+
+
+@pytest.fixture(params=["reference", *COMPILED])
+def backend(request) -> str:
+    if request.param in COMPILED:
+        request.getfixturevalue("compiled")
+    return request.param
+
+
+@pytest.mark.parametrize("variant", ["gs", "gs_scatter", "gs_free"])
+@pytest.mark.parametrize("V", [4, 8, 16, 32])
+@pytest.mark.parametrize("index_dtype", [torch.int16, torch.int32])
+def test_gs(variant, V, index_dtype, backend, gen, by_hand):
+    for M, K in SHAPES:
+        fmt, W = by_hand.gs(M, K, V, variant, gen, index_dtype=index_dtype)
+        check_all(fmt, W, backend, gen)
+
+
+@pytest.mark.parametrize("variant", ["gs", "gs_scatter", "gs_free"])
+def test_gs_large_indexed_dimension_uses_int32(variant, backend, gen, by_hand):
+    # K (or M for gs_scatter) >= 32768: the encoders store int32 indices.
+    M, K = (40000, 20) if variant == "gs_scatter" else (20, 40000)
+    fmt, W = by_hand.gs(M, K, 8, variant, gen, max_k=3)
+    assert fmt.index.dtype == torch.int32
+    x = torch.randn(K, 9, generator=gen)
+    assert_product(kernels.matmul(fmt, x, threads=2, backend=backend), W, x, variant)
+
+
+def test_gs_many_groups_per_band(backend, gen, by_hand):
+    # Long bands: the two-accumulator GEMV loop and its odd remainder, uneven bands split.
+    fmt, W = by_hand.gs(123, 300, 8, "gs", gen, max_k=41)
+    check_all(fmt, W, backend, gen)
+
+
+def test_csr(backend, gen, by_hand):
+    for M, K in SHAPES:
+        check_all(*by_hand.csr(M, K, gen), backend, gen)
+    # Rows longer than 8 (full gathers) and empty rows.
+    check_all(*by_hand.csr(40, 90, gen, density=0.5), backend, gen)
+    check_all(*by_hand.csr(40, 90, gen, density=0.0), backend, gen)
+
+
+@pytest.mark.parametrize("block", [(1, 8), (4, 4), (2, 16), (3, 5)])
+def test_bsr(block, backend, gen, by_hand):
+    for M, K in SHAPES:
+        check_all(*by_hand.bsr(M, K, *block, gen), backend, gen)
+
+
+@pytest.mark.parametrize("nm", [(2, 4), (1, 4), (4, 8), (3, 8), (1, 1)])
+def test_nm(nm, backend, gen, by_hand):
+    for M, K in SHAPES:
+        check_all(*by_hand.nm(M, K, *nm, gen), backend, gen)
+
+
+@pytest.mark.parametrize("backend_name", ["dense", "cpu", "reference"])
+def test_dense(backend_name, gen, by_hand):
+    for M, K in SHAPES:
+        check_all(*by_hand.dense(M, K, gen), backend_name, gen)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_torch_sparse_csr(gen, by_hand):
+    for M, K in SHAPES:
+        check_all(*by_hand.csr(M, K, gen), "torch_sparse_csr", gen)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "params"),
+    [
+        ("unstructured", {}),
+        ("row_balanced", {}),
+        ("block", {"R": 1, "C": 8}),
+        ("block", {"R": 4, "C": 4}),
+        ("nm", {"N": 2, "M": 4}),
+        ("gs", {"V": 8}),
+        ("gs", {"V": 4, "B": 8}),
+        ("gs_scatter", {"V": 16}),
+        ("gs_free", {"V": 8}),
+    ],
+)
+def test_encoded_formats(pattern, params, backend, gen):
+    # The real pipeline: project |w| onto the pattern, encode, multiply.
+    from gsprune import formats, patterns
+
+    w = torch.randn(70, 52, generator=gen)
+    mask = patterns.get(pattern).project(w.abs(), 0.75, **params)
+    fmt = formats.encode(w, mask, pattern, **params)
+    check_all(fmt, (w * mask).double(), backend, gen)
