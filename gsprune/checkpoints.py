@@ -52,12 +52,15 @@ def load_checked(path: str | os.PathLike, key: str) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged zip/pickle
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from err
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'})"
+        ) from err
     if not isinstance(obj, dict) or obj.get("key") != key:
         found = obj.get("key") if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"checkpoint {path} belongs to another configuration "
-                              f"(key {found!r}, expected {key!r})")
+        raise CheckpointError(
+            f"checkpoint {path} belongs to another configuration (key {found!r}, expected {key!r})"
+        )
     return obj
 
 

@@ -15,7 +15,10 @@
 
 ``threads``: None keeps torch's current count; an int runs the call with that many
 threads (passed to the compiled kernels' OpenMP region; for torch ops
-``torch.set_num_threads`` around the call, restored afterwards).
+``torch.set_num_threads`` around the call, restored afterwards). Like torch's
+``at::parallel_for``, a compiled call with fewer than ``GRAIN_SIZE`` stored values
+times columns runs on one thread: waking an OpenMP team costs more than such a
+small product, and on a busy machine it can stall for a scheduler slice.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from gsprune.kernels.base import (
     check_threads,
     check_x,
 )
+
+GRAIN_SIZE = 32768  # torch's at::internal::GRAIN_SIZE
 
 __all__ = ["BACKENDS", "Kernel", "backends", "cpu_available", "kernel_name", "matmul", "simd_isa"]
 
@@ -87,6 +92,8 @@ def matmul(
     x2 = check_x(x, fmt.shape[1])
     n_threads = check_threads(threads)
     _, kernel = _resolve(fmt, backend)
+    if kernel.compiled and fmt.values.numel() * x2.shape[1] < GRAIN_SIZE:
+        n_threads = 1
     # torch ops (baselines, reference) run on torch's pool: size it for the call only.
     before = torch.get_num_threads()
     if before != n_threads:

@@ -129,3 +129,9 @@ def test_encoded_formats(pattern, params, backend, gen):
     mask = patterns.get(pattern).project(w.abs(), 0.75, **params)
     fmt = formats.encode(w, mask, pattern, **params)
     check_all(fmt, (w * mask).double(), backend, gen)
+
+
+@pytest.fixture(autouse=True)
+def split_every_call(monkeypatch):
+    """Small test matrices would run on one thread (GRAIN_SIZE): force the split paths."""
+    monkeypatch.setattr(kernels, "GRAIN_SIZE", 0)

@@ -1,0 +1,297 @@
+"""The task interface: model, data, training loop and metric of one task kind.
+
+A task is built from its config node (``conf/task/<name>.yaml`` as a plain
+dict) and exposes what the runner composes (DESIGN §14). The training loop is
+shared by every kind and reads like torchvision's ``references/classification/
+train.py``: a task only says how one batch becomes a loss (``loss``) and how a
+model is scored (``evaluate``).
+
+Optimizer sections (``dense:`` and ``finetune:`` of a task config)::
+
+    epochs: 3              # passes over the training set
+    optimizer: sgd         # sgd | adamw
+    lr: 0.1                # peak learning rate (after warm-up)
+    reference_batch: null  # when set, lr is scaled by global_batch / reference_batch
+    momentum: 0.9          # sgd only
+    nesterov: false        # sgd only
+    weight_decay: 5.0e-4
+    schedule: cosine       # constant | cosine | linear | step (per optimizer step)
+    warmup: 0.0            # fraction of the steps with a linear warm-up from ~0
+    milestones: []         # step schedule: fractions of the steps where lr *= gamma
+    gamma: 0.1
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from gsprune.tasks.data import distributed
+
+PHASES = ("dense", "finetune")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("constant", "cosine", "linear", "step")
+PHASE_DEFAULTS: dict[str, Any] = {
+    "reference_batch": None,
+    "momentum": 0.9,
+    "nesterov": False,
+    "weight_decay": 0.0,
+    "schedule": "cosine",
+    "warmup": 0.0,
+    "milestones": [],
+    "gamma": 0.1,
+}
+
+
+def lr_factor(
+    step: int, steps: int, schedule: str, warmup: float, milestones: Sequence[float], gamma: float
+) -> float:
+    """Multiplier of the peak lr after ``step`` of ``steps`` optimizer steps.
+
+    A linear warm-up over the first ``round(warmup * steps)`` steps, then the
+    schedule over the rest, with progress p in [0, 1]: constant 1, cosine
+    (1 + cos(pi p)) / 2, linear 1 - p, or step: ``gamma ** (number of
+    milestones <= step / steps)``. Milestones count from the first step.
+    """
+    warm = round(warmup * steps)
+    if step < warm:
+        return (step + 1) / (warm + 1)
+    progress = min(1.0, (step - warm) / max(1, steps - warm))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "step":
+        return gamma ** sum(step >= m * steps for m in milestones)
+    return 1.0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if distributed() else 1
+
+
+def main_process() -> bool:
+    """Rank 0, or the only process: the one that shows progress bars."""
+    return not distributed() or dist.get_rank() == 0
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor of a (nested tuple/list of) batch to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, list | tuple):
+        return type(batch)(to_device(item, device) for item in batch)
+    return batch
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the runner places the model)."""
+    return next(model.parameters()).device
+
+
+class Task(ABC):
+    """One task kind: subclasses set ``kind``, ``metric_name``, ``higher_is_better``.
+
+    ``cfg`` is the task's config node as a plain dict (a deep copy of what was
+    passed). The constructor reads no data; ``check()`` validates every value
+    and the data's presence, before any long work.
+    """
+
+    kind: ClassVar[str]
+    metric_name: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+
+    def __init__(self, cfg: Mapping[str, Any]) -> None:
+        self.cfg: dict[str, Any] = copy.deepcopy(dict(cfg))
+        self._epochs_started = 0
+
+    # -- what each task provides -------------------------------------------------
+
+    @abstractmethod
+    def check(self) -> None:
+        """Validate config values and data presence; ValueError/FileNotFoundError if bad."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, str]:
+        """``{"name", "kind", "scale": "embedded" | "paper", "model", "dataset"}``."""
+
+    @abstractmethod
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that determines the trained dense model (the cache key; no seed)."""
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """A freshly initialised model (on the CPU; the caller moves it)."""
+
+    @abstractmethod
+    def loaders(self) -> tuple[DataLoader, DataLoader]:
+        """``(train, eval)`` loaders; sharded by DistributedSampler under torchrun."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """Mean loss of one batch (already on the model's device): a scalar tensor."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, loader: DataLoader) -> float:
+        """The task's metric of ``model`` on ``loader`` (over all ranks)."""
+
+    # -- shared by every task ------------------------------------------------------
+
+    def check_phases(self) -> None:
+        """Validate the ``dense`` and ``finetune`` optimizer sections (see the module doc)."""
+        for phase in PHASES:
+            section = self.cfg.get(phase)
+            if not isinstance(section, Mapping):
+                raise ValueError(
+                    f"task {self.cfg.get('name')!r}: the config has no {phase}: section; "
+                    "it needs epochs, optimizer and lr (see gsprune/tasks/base.py)"
+                )
+            merged = {**PHASE_DEFAULTS, **section}
+            where = f"task.{phase}"
+            check_number(merged.get("epochs"), f"{where}.epochs", minimum=0, integer=True)
+            check_number(merged.get("lr"), f"{where}.lr", minimum=0.0, strict=True)
+            check_number(merged["weight_decay"], f"{where}.weight_decay", minimum=0.0)
+            check_number(merged["momentum"], f"{where}.momentum", minimum=0.0)
+            check_choice(merged.get("optimizer"), f"{where}.optimizer", OPTIMIZERS)
+            check_choice(merged["schedule"], f"{where}.schedule", SCHEDULES)
+            warmup = check_number(merged["warmup"], f"{where}.warmup", minimum=0.0)
+            if warmup >= 1.0:
+                raise ValueError(f"{where}.warmup={warmup} must be a fraction of steps in [0, 1)")
+            for m in merged["milestones"]:
+                if not 0.0 < check_number(m, f"{where}.milestones", minimum=0.0) < 1.0:
+                    raise ValueError(
+                        f"{where}.milestones={merged['milestones']} must be fractions in (0, 1)"
+                    )
+            if merged["reference_batch"] is not None:
+                check_number(
+                    merged["reference_batch"], f"{where}.reference_batch", minimum=1, integer=True
+                )
+
+    def make_optimizer(
+        self, model: nn.Module, phase: str, steps: int
+    ) -> tuple[Optimizer, LRScheduler]:
+        """Optimizer and per-step lr scheduler for ``phase`` ("dense" | "finetune").
+
+        ``steps`` is the number of ``optimizer.step()`` calls the phase will
+        make; the scheduler is stepped once after each.
+        """
+        check_choice(phase, "phase", PHASES)
+        settings = {**PHASE_DEFAULTS, **self.cfg[phase]}
+        lr = float(settings["lr"])
+        if settings["reference_batch"]:
+            lr *= int(self.cfg["batch_size"]) * world_size() / int(settings["reference_batch"])
+        decay = float(settings["weight_decay"])
+        if settings["optimizer"] == "sgd":
+            optimizer: Optimizer = torch.optim.SGD(
+                model.parameters(),
+                lr=lr,
+                momentum=float(settings["momentum"]),
+                nesterov=bool(settings["nesterov"]),
+                weight_decay=decay,
+            )
+        else:
+            optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=decay)
+        milestones = [float(m) for m in settings["milestones"]]
+
+        def factor(step: int) -> float:
+            return lr_factor(
+                step,
+                max(1, steps),
+                settings["schedule"],
+                float(settings["warmup"]),
+                milestones,
+                float(settings["gamma"]),
+            )
+
+        return optimizer, LambdaLR(optimizer, factor)
+
+    def autocast(self, model: nn.Module) -> torch.autocast:
+        """bfloat16 autocast on the model's device when the config sets ``amp: true``."""
+        return torch.autocast(
+            model_device(model).type, dtype=torch.bfloat16, enabled=bool(self.cfg.get("amp"))
+        )
+
+    def train_one_epoch(
+        self,
+        model: nn.Module,
+        loader: DataLoader,
+        optimizer: Optimizer,
+        scheduler: LRScheduler,
+        after_step: Callable[[int], None] | None = None,
+        desc: str = "train",
+    ) -> float:
+        """One pass over ``loader``; returns the mean training loss.
+
+        After every ``optimizer.step()`` (and ``scheduler.step()``) it calls
+        ``after_step(k)`` with k = 1, 2, ... the optimizer steps taken so far in
+        this epoch; the runner adds the epoch's offset and re-applies masks or
+        runs pruning events there. A non-finite loss raises FloatingPointError
+        before its backward pass, so the parameters stay those of the last good
+        step (buffers such as BatchNorm statistics have seen the bad batch; the
+        runner restores its last checkpoint).
+        """
+        model.train()
+        device = model_device(model)
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(self._epochs_started)
+        self._epochs_started += 1
+        total = 0.0
+        progress = tqdm(
+            loader, desc=desc, unit="batch", file=sys.stderr, disable=not main_process()
+        )
+        step = 0
+        for step, batch in enumerate(progress, start=1):
+            batch = to_device(batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            with self.autocast(model):
+                loss = self.loss(model, batch)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss is {value} at step {step} of {desc}")
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            if after_step is not None:
+                after_step(step)
+            total += value
+            if step % 10 == 0:
+                progress.set_postfix(
+                    loss=f"{total / step:.4f}", lr=f"{scheduler.get_last_lr()[0]:.3g}"
+                )
+        return total / max(1, step)
+
+
+def check_number(
+    value: Any,
+    name: str,
+    minimum: float,
+    strict: bool = False,
+    integer: bool = False,
+) -> float:
+    """``value`` as a number >= ``minimum`` (> when ``strict``), or a ValueError naming it."""
+    kind = "an integer" if integer else "a number"
+    bound = f"{'>' if strict else '>='} {minimum}"
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and integer:
+        ok = float(value).is_integer()
+    if not ok or (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name}={value!r} is not accepted; it must be {kind} {bound}")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is unknown; accepted: {', '.join(choices)}")
+    return value

@@ -1,0 +1,94 @@
+"""Shared settings for the end-to-end runner tests: a tiny but real image task.
+
+The tiny task reads the real Fashion-MNIST files (a 4096-image training subset,
+the full 10k test set), trains a narrow ResNet for two epochs and fine-tunes
+for one, so one run takes seconds on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = [
+    "task.fashion_mnist.train_subset=4096",
+    "task.model_args.widths=[16,32,64]",
+    "task.dense.epochs=2",
+    "task.finetune.epochs=1",
+    "task.batch_size=64",
+    "prune.events=2",
+    "latency.warmup=1",
+    "latency.repeats=3",
+    "threads=1",
+]
+
+
+def cli_command(*args: str, results: Path) -> list[str]:
+    return [sys.executable, "-m", "gsprune.cli", *args, f"results_dir={results}"]
+
+
+CLI_ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    return tmp_path / "results"
+
+
+@pytest.fixture
+def run_cli(results: Path):
+    """Run the real `gsprune` CLI in a subprocess with its results under ``results``.
+
+    stdout and stderr (Hydra logs to stdout, errors go to stderr) are merged in
+    ``.stdout`` so tests read one log in order.
+    """
+
+    def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            cli_command(*args, results=results),
+            cwd=REPO,
+            env=CLI_ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture
+def start_cli(results: Path):
+    """Start the CLI without waiting (for kill-and-resume tests); output goes to a log."""
+
+    def start(*args: str, log: Path) -> subprocess.Popen:
+        return subprocess.Popen(
+            cli_command(*args, results=results),
+            cwd=REPO,
+            env=CLI_ENV,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+
+    return start
+
+
+@pytest.fixture
+def read_records(results: Path):
+    def read() -> list[dict]:
+        files = sorted((results / "records").glob("*.json"))
+        return [json.loads(p.read_text()) for p in files]
+
+    return read
+
+
+@pytest.fixture
+def tiny() -> list[str]:
+    return list(TINY)
