@@ -35,8 +35,8 @@ from gsprune.patterns.base import Pattern, check_sparsity
 from gsprune.pruning import Pruner, cubic_sparsity, pruning_steps
 from gsprune.pruning.scores import SCORES
 from gsprune.records import SCHEMA, read_record, record_path, write_record
-from gsprune.tasks.base import Task, main_process, model_device
-from gsprune.views import gemm_view, prunable_parameters
+from gsprune.tasks.base import Task, main_process, model_device, to_device
+from gsprune.views import gemm_columns, gemm_view, prunable_parameters
 
 log = logging.getLogger("gsprune")
 
@@ -160,7 +160,8 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     metric = run_plan.task.evaluate(model, eval_loader)
     if not main_process():
         return None
-    sparsity, latency_entries = export_and_measure(run_plan, pruner)
+    columns = columns_per_example(run_plan.task, model, list(pruner.params), eval_loader)
+    sparsity, latency_entries = export_and_measure(run_plan, pruner, columns)
 
     record = {
         "schema": SCHEMA,
@@ -358,11 +359,38 @@ def prune_and_finetune(run_plan: RunPlan, model: torch.nn.Module) -> Pruner:
     return pruner
 
 
-def export_and_measure(run_plan: RunPlan, pruner: Pruner) -> tuple[dict, dict]:
+def columns_per_example(
+    task: Task, model: torch.nn.Module, names: list[str], loader
+) -> dict[str, int]:
+    """GEMM columns of each pruned layer for one example of ``loader`` (see gemm_columns).
+
+    A conv layer multiplies its weight by one column per output position, so its
+    latency for one image is that of an SpMM with H_out * W_out columns, not a GEMV.
+    """
+    example = _first_example(next(iter(loader)))
+    model.eval()
+    with torch.no_grad():
+        return gemm_columns(
+            model, names, lambda: task.loss(model, to_device(example, model_device(model)))
+        )
+
+
+def _first_example(batch: Any) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch[:1]
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_first_example(item) for item in batch)
+    return batch
+
+
+def export_and_measure(
+    run_plan: RunPlan, pruner: Pruner, columns: dict[str, int]
+) -> tuple[dict, dict]:
     """Encode every pruned layer in its pattern's format and time it per backend.
 
-    Achieved sparsity is recomputed from the formats (stored non-zeros), not
-    copied from the target.
+    Each layer is timed as ``W @ X`` with ``latency.batch * columns[name]``
+    columns (``columns``: GEMM columns per example). Achieved sparsity is
+    recomputed from the formats (stored non-zeros), not copied from the target.
     """
     settings = run_plan.config["latency"]
     layers: dict[str, dict[str, Any]] = {}
@@ -380,13 +408,14 @@ def export_and_measure(run_plan: RunPlan, pruner: Pruner) -> tuple[dict, dict]:
             "format": fmt.name,
             "nbytes": fmt.nbytes,
             "dense_nbytes": weight.numel() * weight.element_size(),
+            "columns": int(settings["batch"]) * columns[name],
         }
         for backend in settings["backends"]:
             per_backend[backend][name] = latency.measure(
                 fmt,
                 weight,
                 backend=backend,
-                batch=int(settings["batch"]),
+                batch=layers[name]["columns"],
                 threads=int(settings["threads"]),
                 warmup=int(settings["warmup"]),
                 repeats=int(settings["repeats"]),

@@ -13,6 +13,7 @@ Patterns work on a 2-D *GEMM view* ``[M, K]`` of a weight, rows = outputs:
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -92,3 +93,39 @@ def prunable_parameters(
         if any(fnmatch.fnmatchcase(name, p) for p in include)
         and not any(fnmatch.fnmatchcase(name, p) for p in exclude)
     }
+
+
+def gemm_columns(
+    model: nn.Module, names: list[str], forward: Callable[[], object]
+) -> dict[str, int]:
+    """Columns N of each named weight's GEMM ``Y[M, N] = W[M, K] X[K, N]`` in one forward.
+
+    A Conv's N is batch x output positions (its im2col view), a Linear's the
+    rows it sees (batch x positions), an LSTM weight's batch x time steps.
+    ``forward()`` runs ``model`` once on the input to measure; the counts are
+    read off forward hooks on the modules that own the weights (output numel
+    divided by its channel size), which are removed again afterwards.
+    """
+    modules = dict(model.named_modules())
+    counts: dict[str, int] = {}
+    hooks = []
+    for name in names:
+        module = modules[name.rpartition(".")[0]]
+
+        def record(mod: nn.Module, inputs: object, output: object, name: str = name) -> None:
+            out = output[0] if isinstance(output, tuple) else output
+            if isinstance(out, nn.utils.rnn.PackedSequence):
+                out = out.data
+            channels = out.shape[1] if isinstance(mod, (nn.Conv1d, nn.Conv2d)) else out.shape[-1]
+            counts[name] = out.numel() // channels
+
+        hooks.append(module.register_forward_hook(record))
+    try:
+        forward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    missing = [name for name in names if name not in counts]
+    if missing:
+        raise ValueError(f"the forward pass did not run the modules of {missing[:3]}")
+    return counts

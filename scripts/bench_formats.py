@@ -17,16 +17,15 @@ Writes results/bench/formats.md and results/bench/formats.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
 import torch
 import torchvision
+from benchlib import machine_lines, write_csv
 
 from gsprune import formats, patterns
 from gsprune.formats import FORMATS
-from gsprune.latency.machine import machine_facts, versions
 from gsprune.views import gemm_view, prunable_parameters
 
 SPARSITIES = (0.5, 0.75, 0.9, 0.95)
@@ -133,7 +132,6 @@ def resnet50_gs_timing(sparsity: float = 0.9, V: int = 8) -> dict:
 
 
 def write_markdown(path: Path, rows: list[dict], resnet: dict) -> None:
-    facts, vers = machine_facts(), versions()
     lines = [
         "# Compact formats: bytes per non-zero",
         "",
@@ -163,12 +161,7 @@ def write_markdown(path: Path, rows: list[dict], resnet: dict) -> None:
         "",
         f"All encoded layers valid: {resnet['all_valid']}.",
         "",
-        "## Machine",
-        "",
-        f"- CPU: {facts['cpu_model']} ({facts['usable_cores']} usable cores, load average "
-        f"{facts['load_average']})",
-        f"- torch threads: {facts['torch_threads']}; torch {vers['torch']}, numpy {vers['numpy']}",
-        "",
+        *machine_lines(),
     ]
     path.write_text("\n".join(lines))
 
@@ -182,10 +175,7 @@ def main() -> None:
 
     rows = [row for size in args.sizes for row in format_rows(size)]
     resnet = resnet50_gs_timing()
-    with open(args.out / "formats.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out / "formats.csv", rows)
     write_markdown(args.out / "formats.md", rows, resnet)
     print((args.out / "formats.md").read_text())
 

@@ -28,7 +28,6 @@ Writes results/bench/kernels.md and results/bench/kernels.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
 import sys
 import time
@@ -36,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from benchlib import write_csv
 
 from gsprune import formats, kernels, patterns
 from gsprune.formats.base import DenseMatrix, SparseFormat
@@ -210,11 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "kernels.md").write_text(markdown(rows, header))
-    fields = list(dict.fromkeys(key for row in rows for key in row))
-    with open(args.out / "kernels.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out / "kernels.csv", rows)
     print(f"wrote {args.out / 'kernels.md'} and {args.out / 'kernels.csv'}")
 
 

@@ -15,15 +15,15 @@ Writes results/bench/patterns.md and results/bench/patterns.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
 import torch
 import torchvision
+from bench_formats import format_rows
+from benchlib import machine_lines, write_csv
 
 from gsprune import patterns
-from gsprune.latency.machine import machine_facts, versions
 from gsprune.latency.timing import time_interleaved
 from gsprune.patterns import achieved_sparsity
 from gsprune.views import gemm_view, prunable_parameters
@@ -44,15 +44,6 @@ CASES = [
     ("gs V=32", "gs", {"V": 32}, None),
     ("gs_scatter V=8", "gs_scatter", {"V": 8}, None),
     ("gs_free V=8", "gs_free", {"V": 8}, None),
-]
-FIELDS = [
-    "size",
-    "sparsity",
-    "pattern",
-    "achieved",
-    "kept_vs_unstructured",
-    "median_ms",
-    "spread_ms",
 ]
 RESNET_EXCLUDE = ["conv1.weight", "fc.weight"]
 
@@ -123,7 +114,6 @@ def resnet50_projection(threads: int, sparsity: float = 0.9, repeats: int = 3) -
 
 
 def write_markdown(path: Path, rows: list[dict], resnet: list[dict]) -> None:
-    facts, soft = machine_facts(), versions()
     lines = [
         "# Pattern projections",
         "",
@@ -152,14 +142,19 @@ def write_markdown(path: Path, rows: list[dict], resnet: list[dict]) -> None:
         "| ---: | ---: | --- |",
         *(f"| {r['threads']} | {r['median_s']:.2f} | {r['all_s']} |" for r in resnet),
         "",
-        "## Machine",
+        "## Bytes per non-zero of the formats",
         "",
-        f"- CPU: {facts['cpu_model']} ({facts['usable_cores']} usable cores of "
-        f"{facts['logical_cores']})",
-        f"- torch threads: {facts['torch_threads']}; load average while running: "
-        f"{', '.join(f'{x:.2f}' for x in facts['load_average'] or [])}",
-        f"- torch {soft.get('torch')}, python {soft.get('python')}",
+        "The same weights encoded in each pattern's format (GS int16 column indices, CSR and",
+        "BSR int32 indices, N:M uint8 offsets); `scripts/bench_formats.py` adds 4096x4096.",
         "",
+        "| sparsity | format | bytes per non-zero | size vs dense |",
+        "| ---: | --- | ---: | ---: |",
+        *(
+            f"| {r['sparsity']} | {r['format']} | {r['bytes_per_nnz']} | {r['vs_dense']} |"
+            for r in format_rows(rows[0]["size"])
+        ),
+        "",
+        *machine_lines(),
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
 
@@ -178,10 +173,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     rows = pattern_rows(args.size, args.repeats)
-    with open(args.out / "patterns.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out / "patterns.csv", rows)
     # One thread too: the exchange loop is many tiny ops, and on a loaded machine a second
     # thread costs more in synchronisation than it brings.
     resnet = [

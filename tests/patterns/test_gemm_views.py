@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gsprune.views import from_gemm, gemm_view, prunable_parameters
+from gsprune.views import from_gemm, gemm_columns, gemm_view, prunable_parameters
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,28 @@ def test_include_pattern_that_matches_nothing():
         prunable_parameters(Tiny(), ["*conv*", "layer9.*"], [])
     with pytest.raises(ValueError, match="e.g. conv1.weight, body.0.weight"):
         prunable_parameters(Tiny(), ["bn.weight"], [])
+
+
+def test_gemm_columns_counts_output_positions_per_example():
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),  # 16x16 input -> 8x8 outputs
+        nn.Flatten(0, -1),
+        nn.Unflatten(0, (1, 512)),
+        nn.Linear(512, 10),
+    )
+    lstm = nn.LSTM(4, 6, num_layers=2)
+    x = torch.randn(1, 3, 16, 16)
+    counts = gemm_columns(model, ["0.weight", "3.weight"], lambda: model(x))
+    assert counts == {"0.weight": 64, "3.weight": 1}
+    seq = torch.randn(7, 2, 4)  # 7 steps, batch 2
+    names = ["weight_ih_l0", "weight_hh_l1"]
+    wrapped = nn.ModuleDict({"rnn": lstm})
+    counts = gemm_columns(wrapped, [f"rnn.{n}" for n in names], lambda: lstm(seq))
+    assert counts == {"rnn.weight_ih_l0": 14, "rnn.weight_hh_l1": 14}
+    assert not model[0]._forward_hooks and not lstm._forward_hooks
+
+
+def test_gemm_columns_names_layers_the_forward_skipped():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    with pytest.raises(ValueError, match="1.weight"):
+        gemm_columns(model, ["1.weight"], lambda: model[0](torch.randn(2, 4)))
