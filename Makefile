@@ -1,4 +1,5 @@
 # gsprune: every target installs what it needs first (pinned in requirements.txt and apt.txt).
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -25,6 +26,16 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check gsprune scripts tests
 	$(VENV)/bin/ruff format --check gsprune scripts tests
+
+# The embedded sweeps, then the report: results/figures/ (runs.csv, summary.md, PNGs).
+# N:M has one natural sparsity per N:M, so its cells run as single runs.
+NM_CELLS := 2:4:0.5 1:4:0.75 1:8:0.875
+figures: install
+	$(VENV)/bin/gsprune experiment=image
+	for cell in $(NM_CELLS); do IFS=: read n m s <<< "$$cell"; \
+	  $(VENV)/bin/gsprune pattern=nm pattern.N=$$n pattern.M=$$m sparsity=$$s \
+	    task.finetune.epochs=1 latency.threads=1 || exit 1; done
+	$(VENV)/bin/gsprune-report results/records --out results/figures
 
 bench: install
 	$(PY) scripts/bench_patterns.py

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from gsprune.atomic import atomic_write
 
 
 class CheckpointError(ValueError):
@@ -27,19 +28,7 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     A crash or a full disk leaves either the previous file or none, never a
     truncated one; the temporary file is removed on error.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def load_checked(path: str | os.PathLike, key: str) -> dict[str, Any]:

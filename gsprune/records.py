@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from gsprune.atomic import atomic_write
 
 SCHEMA = 1
 
@@ -57,20 +58,8 @@ def write_record(path: str | os.PathLike, record: dict[str, Any]) -> Path:
     old file or the complete new one, never a partial file. On any error
     (a full disk, say) the temporary file is removed and the old record stays.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(record, indent=2, sort_keys=True, allow_nan=True) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any]:
