@@ -329,6 +329,9 @@ def prune_and_finetune(run_plan: RunPlan, model: torch.nn.Module) -> Pruner:
     def after_step(step: int) -> None:
         if step in events:
             pruner.prune(sparsity_at(step))
+            log.info(
+                "pruning event at step %d/%d: sparsity %.3f", step, total_steps, pruner.sparsity()
+            )
         else:
             pruner.apply()
 
