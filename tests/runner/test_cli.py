@@ -138,3 +138,12 @@ def test_torchrun_two_processes_train_with_ddp_and_write_one_record(results, rea
     assert done.returncode == 0, done.stdout[-3000:]
     (record,) = read_records()
     assert record["pattern"]["name"] == "gs" and abs(record["sparsity"]["achieved"] - 0.9) < 0.01
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_a_message_and_writes_nothing_broken(run_cli, results, tiny):
+    done = run_cli(*tiny, "task.dense.lr=1e30", timeout=300)
+    assert done.returncode == 2, done.stdout[-3000:]
+    assert "diverged" in done.stdout and "Traceback" not in done.stdout
+    assert not list(results.glob("cache/dense/*.pt")), "a diverged model must not be cached"
+    assert not list(results.glob("records/*.json"))
