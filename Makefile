@@ -28,14 +28,16 @@ lint: install
 	$(VENV)/bin/ruff format --check gsprune scripts tests
 
 # The embedded sweeps, then the report: results/figures/ (runs.csv, summary.md, PNGs).
-# N:M has one natural sparsity per N:M, so its cells run as single runs.
+# Their records live apart (results/sweeps/) so that runs with other settings never
+# join their curves. N:M has one natural sparsity per N:M: its cells run one by one.
+SWEEP_DIR := results/sweeps/image
 NM_CELLS := 2:4:0.5 1:4:0.75 1:8:0.875
 figures: install
-	$(VENV)/bin/gsprune experiment=image
+	$(VENV)/bin/gsprune experiment=image results_dir=$(SWEEP_DIR)
 	for cell in $(NM_CELLS); do IFS=: read n m s <<< "$$cell"; \
 	  $(VENV)/bin/gsprune pattern=nm pattern.N=$$n pattern.M=$$m sparsity=$$s \
-	    task.finetune.epochs=1 latency.threads=1 || exit 1; done
-	$(VENV)/bin/gsprune-report results/records --out results/figures
+	    task.finetune.epochs=1 latency.threads=1 results_dir=$(SWEEP_DIR) || exit 1; done
+	$(VENV)/bin/gsprune-report $(SWEEP_DIR)/records --out results/figures
 
 bench: install
 	$(PY) scripts/bench_patterns.py
