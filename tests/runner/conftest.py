@@ -30,8 +30,9 @@ TINY = [
 ]
 
 
-def cli_command(*args: str, results: Path) -> list[str]:
-    return [sys.executable, "-m", "gsprune.cli", *args, f"results_dir={results}"]
+def cli_command(*args: str, results: Path, launcher: tuple[str, ...] = ()) -> list[str]:
+    """``python [launcher...] -m gsprune.cli args... results_dir=results``."""
+    return [sys.executable, *launcher, "-m", "gsprune.cli", *args, f"results_dir={results}"]
 
 
 CLI_ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -50,9 +51,11 @@ def run_cli(results: Path):
     ``.stdout`` so tests read one log in order.
     """
 
-    def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    def run(
+        *args: str, timeout: float = 600, launcher: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
-            cli_command(*args, results=results),
+            cli_command(*args, results=results, launcher=launcher),
             cwd=REPO,
             env=CLI_ENV,
             stdout=subprocess.PIPE,

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
 
 BAD_INPUT = [
     (["sparsity=1.2"], "sparsity=1.2"),
@@ -119,22 +114,10 @@ def test_submitit_local_launcher_runs_a_two_cell_sweep(run_cli, read_records, ti
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_train_with_ddp_and_write_one_record(results, read_records, tiny):
+def test_torchrun_two_processes_train_with_ddp_and_write_one_record(run_cli, read_records, tiny):
     # gloo on the CPU: the same code path as NCCL on GPUs, minus the device.
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "-m",
-        "gsprune.cli",
-        *tiny,
-        "pattern=gs",
-        f"results_dir={results}",
-    ]
-    done = subprocess.run(
-        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600
-    )
+    torchrun = ("-m", "torch.distributed.run", "--nproc_per_node=2")
+    done = run_cli(*tiny, "pattern=gs", launcher=torchrun)
     assert done.returncode == 0, done.stdout[-3000:]
     (record,) = read_records()
     assert record["pattern"]["name"] == "gs" and abs(record["sparsity"]["achieved"] - 0.9) < 0.01
