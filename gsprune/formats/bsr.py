@@ -5,14 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gsprune.formats.base import FORMATS, BSRMatrix, FormatSpec, array_violations, check_inputs
-from gsprune.formats.validate import (
-    order_violations,
-    padding_violations,
-    param_violations,
-    ptr_violations,
-    range_violations,
-)
+from gsprune.formats.base import FORMATS, BSRMatrix, FormatSpec, check_inputs
+from gsprune.formats.csr import compressed_row_violations
+from gsprune.formats.validate import padding_violations, param_violations
 from gsprune.patterns.base import Violation
 
 
@@ -61,18 +56,11 @@ def check_bsr(fmt: BSRMatrix, block: tuple[int, int]) -> list[Violation]:
         return found
     (M, K) = fmt.shape
     n_brows, n_bcols = -(-M // R), -(-K // C)
-    n = fmt.col_indices.numel() if isinstance(fmt.col_indices, torch.Tensor) else -1
-    found = array_violations("crow_indices", fmt.crow_indices, torch.int32, (n_brows + 1,))
-    found += array_violations("col_indices", fmt.col_indices, torch.int32, (n,))
-    found += array_violations("values", fmt.values, torch.float32, (n, R, C))
-    if found:
-        return found
-    found = ptr_violations("crow_indices", fmt.crow_indices, n, "block_row")
-    found += range_violations("col_indices", fmt.col_indices, n_bcols, lambda p: {"block": p})
-    if found:
-        return found
-    found = order_violations(fmt.crow_indices, fmt.col_indices, "block_row", "block_column")
-    return found + padding_violations(fmt)
+    found = compressed_row_violations(
+        fmt, n_brows, n_bcols, (R, C), ("block_row", "block_column", "block")
+    )
+    # The padding check reads the arrays: only once they are well formed.
+    return found or padding_violations(fmt)
 
 
 FORMATS.register("bsr")(FormatSpec(BSRMatrix, encode_bsr, check_bsr))

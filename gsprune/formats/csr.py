@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from gsprune.formats.base import FORMATS, CSRMatrix, FormatSpec, array_violations, check_inputs
+from gsprune.formats.base import (
+    FORMATS,
+    BSRMatrix,
+    CSRMatrix,
+    FormatSpec,
+    array_violations,
+    check_inputs,
+)
 from gsprune.formats.validate import order_violations, ptr_violations, range_violations
 from gsprune.patterns.base import Violation
 
@@ -25,20 +32,36 @@ def encode_csr(weight: torch.Tensor, mask: torch.Tensor) -> CSRMatrix:
     )
 
 
+def compressed_row_violations(
+    fmt: CSRMatrix | BSRMatrix,
+    n_rows: int,
+    n_cols: int,
+    value_shape: tuple[int, ...],
+    names: tuple[str, str, str],
+) -> list[Violation]:
+    """Checks shared by CSR and BSR (a CSR of blocks): dtypes and shapes, a pointer array
+    consistent with the stored count, indices in ``[0, n_cols)``, and strictly ascending
+    indices inside each (block) row. ``names`` = the words for a row, a column and a
+    stored entry in messages and locations.
+    """
+    n = fmt.col_indices.numel() if isinstance(fmt.col_indices, torch.Tensor) else -1
+    found = array_violations("crow_indices", fmt.crow_indices, torch.int32, (n_rows + 1,))
+    found += array_violations("col_indices", fmt.col_indices, torch.int32, (n,))
+    found += array_violations("values", fmt.values, torch.float32, (n, *value_shape))
+    if found:
+        return found
+    row, column, entry = names
+    found = ptr_violations("crow_indices", fmt.crow_indices, n, row)
+    found += range_violations("col_indices", fmt.col_indices, n_cols, lambda p: {entry: p})
+    if found:
+        return found
+    return order_violations(fmt.crow_indices, fmt.col_indices, row, column)
+
+
 def check_csr(fmt: CSRMatrix) -> list[Violation]:
     """Pointer array, column range and strictly ascending columns inside each row."""
     M, K = fmt.shape
-    n = fmt.col_indices.numel() if isinstance(fmt.col_indices, torch.Tensor) else -1
-    found = array_violations("crow_indices", fmt.crow_indices, torch.int32, (M + 1,))
-    found += array_violations("col_indices", fmt.col_indices, torch.int32, (n,))
-    found += array_violations("values", fmt.values, torch.float32, (n,))
-    if found:
-        return found
-    found = ptr_violations("crow_indices", fmt.crow_indices, n, "row")
-    found += range_violations("col_indices", fmt.col_indices, K, lambda p: {"entry": p})
-    if found:
-        return found
-    return order_violations(fmt.crow_indices, fmt.col_indices, "row", "column")
+    return compressed_row_violations(fmt, M, K, (), ("row", "column", "entry"))
 
 
 FORMATS.register("csr")(FormatSpec(CSRMatrix, encode_csr, check_csr))
