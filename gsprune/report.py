@@ -26,9 +26,11 @@ paper-scale model are never mixed in a curve; a task's figure files are named
 ``<task>-<scale>_...`` only when both scales are present.
 
 A *curve* is one pattern with its parameters (``label``, e.g. ``gs V=8``); when
-the runs of a task differ in pruning method or score, the curve label also
-names that (``gs V=8 (oneshot magnitude)``) so that different methods never
-share a curve. Runs of the ``dense`` pattern are not a curve: they, and the
+the runs of a task differ in any other setting (their *recipe*: the
+resolved config without pattern, sparsity and run-only keys, plus the pruning
+method and score), the curve label also names the differing settings
+(``gs V=8 (prune.method=oneshot)``) so that runs made differently never share
+a curve. Runs of the ``dense`` pattern are not a curve: they, and the
 dense baseline every run measures, form the dense reference point.
 
 Equal-accuracy comparison (the paper's claim, computed): along each curve the
@@ -225,6 +227,29 @@ def _layer_latencies(record: dict[str, Any], backend: str) -> dict[str, dict[str
     return out
 
 
+# Config keys that are not part of a run's recipe: what a curve sweeps, and run-only keys.
+RECIPE_EXCLUDED = ("pattern", "sparsity", "force", "results_dir", "threads", "hydra")
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    if not isinstance(tree, dict):
+        return {prefix: tree if isinstance(tree, str) else json.dumps(tree, sort_keys=True)}
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def recipe(record: dict[str, Any]) -> dict[str, str]:
+    """Everything that shaped a run besides its pattern and sparsity, as dotted keys.
+
+    The flattened ``config`` without ``RECIPE_EXCLUDED``, plus the record's
+    ``prune`` block as ``prune.*`` (strings as they are, other values as JSON text).
+    """
+    config = {k: v for k, v in (record.get("config") or {}).items() if k not in RECIPE_EXCLUDED}
+    return {**_flatten(config), **_flatten({"prune": record.get("prune") or {}})}
+
+
 def record_row(record: dict[str, Any]) -> dict[str, Any]:
     """Flatten one run record (schema of ``gsprune.records``) into one table row.
 
@@ -246,6 +271,7 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
         "pattern": pattern,
         "label": pattern_label(pattern, params),
         "prune": " ".join(str(prune[k]) for k in ("method", "score") if prune.get(k)),
+        "recipe": recipe(record),
         "target_sparsity": _number(record, "sparsity.target"),
         "achieved_sparsity": _number(record, "sparsity.achieved"),
         "feasible": bool(record["sparsity"].get("feasible", True)),
@@ -294,15 +320,24 @@ def backends(df: pd.DataFrame) -> list[str]:
 def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Rows from ``record_row`` -> the run table, sorted by task, scale, curve, target sparsity.
 
-    Adds ``curve``: the label, plus the pruning method/score when the runs of a
-    task use more than one of those.
+    Adds ``curve``: the label, plus the recipe settings (see ``recipe``) that
+    differ between the runs of the same task, when any do.
     """
     df = pd.DataFrame(list(rows))
     for column in RUN_COLUMNS + TAIL_COLUMNS:
         if column not in df.columns:
             df[column] = pd.Series(dtype=object)
-    varied = df.groupby(["task", "scale"])["prune"].transform("nunique") > 1
-    df["curve"] = df["label"].where(~varied, df["label"] + " (" + df["prune"] + ")")
+    if "recipe" not in df.columns:
+        df["recipe"] = [{} for _ in range(len(df))]
+    df["curve"] = df["label"]
+    for _, group in df.groupby(["task", "scale"]):
+        recipes = list(group["recipe"])
+        keys = sorted({key for r in recipes for key in r})
+        varied = [key for key in keys if len({r.get(key) for r in recipes}) > 1]
+        if varied:
+            for index, r in zip(group.index, recipes, strict=True):
+                named = ", ".join(f"{key}={r.get(key, 'unset')}" for key in varied)
+                df.loc[index, "curve"] = f"{df.loc[index, 'label']} ({named})"
     per_backend = [column for b in backends(df) for column in _backend_columns(b)]
     df = df[RUN_COLUMNS + per_backend + TAIL_COLUMNS]
     return df.sort_values(["task", "scale", "curve", "target_sparsity", "run_id"]).reset_index(

@@ -189,12 +189,19 @@ def test_pattern_label(name: str, params: dict[str, Any] | None, label: str) -> 
     assert report.pattern_label(name, params) == label
 
 
-def test_curve_names_the_pruning_method_only_when_it_varies() -> None:
+def test_curve_names_the_settings_that_vary_between_runs_of_a_task() -> None:
     gmp = make_record("a", params={"V": 8})
     same = frame([gmp, make_record("b", params={"V": 8}, target=0.9)])
     assert set(same["curve"]) == {"gs V=8"}
     mixed = frame([gmp, make_record("b", params={"V": 8}, prune="oneshot")])
-    assert set(mixed["curve"]) == {"gs V=8 (gmp magnitude)", "gs V=8 (oneshot magnitude)"}
+    assert set(mixed["curve"]) == {"gs V=8 (prune.method=gmp)", "gs V=8 (prune.method=oneshot)"}
+    short, long = make_record("c", params={"V": 8}), make_record("d", params={"V": 8})
+    short["config"] = {"task": {"finetune": {"epochs": 1}}, "sparsity": 0.5, "force": False}
+    long["config"] = {"task": {"finetune": {"epochs": 2}}, "sparsity": 0.9, "force": True}
+    assert set(frame([short, long])["curve"]) == {
+        "gs V=8 (task.finetune.epochs=1)",
+        "gs V=8 (task.finetune.epochs=2)",
+    }
 
 
 def points(
