@@ -29,7 +29,8 @@ lint: install
 
 # The embedded sweeps, then the report: results/figures/ (runs.csv, summary.md, PNGs).
 # Their records live apart (results/sweeps/) so that the figures show the sweep's
-# runs alone (the report would split other recipes into curves of their own). N:M has one natural sparsity per N:M: its cells run one by one.
+# runs alone (the report would split other recipes into curves of their own).
+# N:M has one natural sparsity per N:M: its cells run one by one.
 SWEEP_DIR := results/sweeps/image
 NM_CELLS := 2:4:0.5 1:4:0.75 1:8:0.875
 figures: install
