@@ -44,6 +44,9 @@ from typing import Any
 from gsprune.atomic import atomic_write
 
 SCHEMA = 1
+# Config keys that change how a run is executed but not what it computes: left out
+# of config_hash (and so of the run id), and of the report's recipe of a run.
+RUN_ONLY_KEYS = ("force", "results_dir", "threads")
 
 
 def record_path(records_dir: str | os.PathLike, run_id: str) -> Path:

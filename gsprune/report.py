@@ -65,7 +65,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from gsprune.records import SCHEMA
+from gsprune.records import RUN_ONLY_KEYS, SCHEMA
 
 RUN_COLUMNS = [
     "run_id",
@@ -228,7 +228,7 @@ def _layer_latencies(record: dict[str, Any], backend: str) -> dict[str, dict[str
 
 
 # Config keys that are not part of a run's recipe: what a curve sweeps, and run-only keys.
-RECIPE_EXCLUDED = ("pattern", "sparsity", "force", "results_dir", "threads", "hydra")
+RECIPE_EXCLUDED = ("pattern", "sparsity", "hydra", *RUN_ONLY_KEYS)
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, str]:

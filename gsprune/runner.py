@@ -34,14 +34,12 @@ from gsprune.checkpoints import CheckpointError, file_lock, load_checked, save_a
 from gsprune.patterns.base import Pattern, check_sparsity
 from gsprune.pruning import Pruner, cubic_sparsity, pruning_steps
 from gsprune.pruning.scores import SCORES
-from gsprune.records import SCHEMA, read_record, record_path, write_record
-from gsprune.tasks.base import Task, main_process, model_device, to_device
+from gsprune.records import RUN_ONLY_KEYS, SCHEMA, read_record, record_path, write_record
+from gsprune.tasks.base import Task, main_process, map_batch, model_device, to_device
 from gsprune.views import gemm_columns, gemm_view, prunable_parameters
 
 log = logging.getLogger("gsprune")
 
-# Keys that change how a run is executed but not what it computes.
-RUN_ONLY_KEYS = ("force", "results_dir", "threads")
 PRUNE_METHODS = ("gmp", "oneshot")
 
 
@@ -370,20 +368,12 @@ def columns_per_example(
     A conv layer multiplies its weight by one column per output position, so its
     latency for one image is that of an SpMM with H_out * W_out columns, not a GEMV.
     """
-    example = _first_example(next(iter(loader)))
+    example = map_batch(next(iter(loader)), lambda tensor: tensor[:1])
     model.eval()
     with torch.no_grad():
         return gemm_columns(
             model, names, lambda: task.loss(model, to_device(example, model_device(model)))
         )
-
-
-def _first_example(batch: Any) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch[:1]
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_first_example(item) for item in batch)
-    return batch
 
 
 def export_and_measure(

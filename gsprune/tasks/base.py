@@ -87,13 +87,18 @@ def main_process() -> bool:
     return not distributed() or dist.get_rank() == 0
 
 
+def map_batch(batch: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """Apply ``fn`` to every tensor of a (nested tuple/list of) batch; keep the rest."""
+    if isinstance(batch, torch.Tensor):
+        return fn(batch)
+    if isinstance(batch, list | tuple):
+        return type(batch)(map_batch(item, fn) for item in batch)
+    return batch
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     """Move every tensor of a (nested tuple/list of) batch to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, list | tuple):
-        return type(batch)(to_device(item, device) for item in batch)
-    return batch
+    return map_batch(batch, lambda tensor: tensor.to(device, non_blocking=True))
 
 
 def model_device(model: nn.Module) -> torch.device:
