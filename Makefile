@@ -10,10 +10,11 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt apt.txt setup.cfg pyproject.toml
+$(STAMP): requirements.txt requirements-fairseq.txt apt.txt setup.cfg pyproject.toml
 	bash scripts/install_apt.sh apt.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-build-isolation -r requirements-fairseq.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
