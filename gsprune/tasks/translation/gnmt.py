@@ -4,7 +4,8 @@ The layout follows the GNMT v2 reference implementations (NVIDIA's
 DeepLearningExamples ``seq2seq`` and MLPerf's ``gnmt``):
 
 - encoder: ``layers`` LSTM layers of ``hidden`` units; the first is
-  bidirectional (its two directions concatenated, 2 x hidden), the second maps
+  bidirectional (its two directions concatenated, 2 x hidden; two LSTMs,
+  ``forward_lstm`` and ``backward_lstm``, see ``BidirectionalLSTM``), the second maps
   back to ``hidden``, and every layer from the third on adds its input to its
   output (a residual connection); dropout before every layer;
 - decoder: a first LSTM layer whose output queries a normalized Bahdanau
@@ -90,6 +91,33 @@ class BahdanauAttention(nn.Module):
         return torch.bmm(weights, keys), weights
 
 
+class BidirectionalLSTM(nn.Module):
+    """One bidirectional LSTM layer over right-padded input, as two unidirectional LSTMs.
+
+    The backward LSTM reads every sentence reversed in place (its padding stays
+    last), so each sentence's backward pass starts at its own last token, as a
+    packed sequence would; unlike a packed sequence, both directions take
+    torch's fused (oneDNN) LSTM path, several times faster on CPUs.
+    ``x: [T, B, in]``, ``lengths: long[B]`` -> ``[T, B, 2H]`` (forward, backward);
+    the outputs at padding positions are not meaningful.
+    """
+
+    def __init__(self, input_size: int, hidden: int) -> None:
+        super().__init__()
+        self.forward_lstm = nn.LSTM(input_size, hidden)
+        self.backward_lstm = nn.LSTM(input_size, hidden)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        steps = torch.arange(x.size(0), device=x.device).unsqueeze(1)  # [T, 1]
+        # Step t of sentence b reads step L_b - 1 - t (padding maps to itself); an involution.
+        flip = torch.where(steps < lengths, lengths - 1 - steps, steps)
+        flip = flip.unsqueeze(-1).expand(-1, -1, x.size(-1))
+        forward, _ = self.forward_lstm(x)
+        backward, _ = self.backward_lstm(x.gather(0, flip))
+        backward = backward.gather(0, flip[..., :1].expand_as(backward))
+        return torch.cat([forward, backward], dim=-1)
+
+
 class GNMTEncoder(FairseqEncoder):
     """Bidirectional first layer, residual connections from the third layer on."""
 
@@ -102,7 +130,7 @@ class GNMTEncoder(FairseqEncoder):
         self.embed_tokens = embed
         self.dropout = nn.Dropout(dropout)
         self.rnn_layers = nn.ModuleList(
-            [nn.LSTM(hidden, hidden, bidirectional=True), nn.LSTM(2 * hidden, hidden)]
+            [BidirectionalLSTM(hidden, hidden), nn.LSTM(2 * hidden, hidden)]
             + [nn.LSTM(hidden, hidden) for _ in range(layers - 2)]
         )
 
@@ -111,10 +139,9 @@ class GNMTEncoder(FairseqEncoder):
 
         fairseq pads sources on the left; the encoder moves each sentence to
         the start of its column first, so that no LSTM reads padding before a
-        sentence's tokens (a sentence's states do not depend on its batch), and
-        the bidirectional layer runs on a packed sequence so that its backward
-        direction starts at each sentence's last token. The states and the
-        mask come out right-padded (padding last).
+        sentence's tokens (a sentence's states do not depend on its batch; the
+        bidirectional layer reverses each sentence in place). The states and
+        the mask come out right-padded (padding last).
         """
         left_pad = src_tokens.eq(self.dictionary.pad())
         lengths = (~left_pad).sum(1)
@@ -126,9 +153,7 @@ class GNMTEncoder(FairseqEncoder):
         tokens = src_tokens.gather(1, source)
         pad_mask = steps.unsqueeze(0) >= lengths.unsqueeze(1)
         x = self.dropout(self.embed_tokens(tokens)).transpose(0, 1)  # [T, B, H]
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
-        out, _ = self.rnn_layers[0](packed)
-        x, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=tokens.size(1))
+        x = self.rnn_layers[0](x, lengths)
         x, _ = self.rnn_layers[1](self.dropout(x))
         for layer in self.rnn_layers[2:]:
             x = x + layer(self.dropout(x))[0]

@@ -9,7 +9,12 @@ import torch
 from fairseq.data import Dictionary
 from fairseq.models import ARCH_MODEL_REGISTRY
 
-from gsprune.tasks.translation.gnmt import GNMTModel, build_gnmt, check_gnmt_args
+from gsprune.tasks.translation.gnmt import (
+    BidirectionalLSTM,
+    GNMTModel,
+    build_gnmt,
+    check_gnmt_args,
+)
 from gsprune.views import prunable_parameters
 
 SMALL = {"hidden": 16, "encoder_layers": 4, "decoder_layers": 4, "dropout": 0.0}
@@ -57,11 +62,11 @@ def test_registered_with_fairseq_and_forward_shapes():
 def test_layers_and_prunable_gemms_follow_gnmt_v2():
     _, model, *_ = model_and_batch()
     first = model.encoder.rnn_layers[0]
-    assert first.bidirectional and first.input_size == 16
+    assert first.forward_lstm.input_size == first.backward_lstm.input_size == 16
     assert model.encoder.rnn_layers[1].input_size == 32  # both directions concatenated
     assert all(layer.input_size == 32 for layer in model.decoder.rnn_layers)  # [x, context]
     names = prunable_parameters(model, ["*"], ["decoder.classifier.weight"])
-    assert "encoder.rnn_layers.0.weight_ih_l0_reverse" in names
+    assert "encoder.rnn_layers.0.backward_lstm.weight_ih_l0" in names
     assert "decoder.attention.linear_q.weight" in names
     assert all(tuple(p.shape)[0] in (64, 16) for p in names.values())  # 4H gates, H attention
 
@@ -100,6 +105,22 @@ def test_decoder_residuals_start_at_the_third_layer():
     logits = model(src, lengths, prev)[0]
     bias = model.decoder.classifier.bias
     assert torch.allclose(logits, bias.expand_as(logits))
+
+
+def test_bidirectional_layer_equals_a_packed_bidirectional_lstm():
+    torch.manual_seed(0)
+    layer = BidirectionalLSTM(3, 4)
+    packed_lstm = torch.nn.LSTM(3, 4, bidirectional=True)
+    with torch.no_grad():
+        for suffix, lstm in (("", layer.forward_lstm), ("_reverse", layer.backward_lstm)):
+            for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+                getattr(packed_lstm, name + suffix).copy_(getattr(lstm, name))
+    x, lengths = torch.randn(5, 3, 3), torch.tensor([5, 2, 4])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    expected, _ = torch.nn.utils.rnn.pad_packed_sequence(packed_lstm(packed)[0], total_length=5)
+    got = layer(x, lengths)
+    for b, length in enumerate(lengths.tolist()):
+        assert torch.allclose(got[:length, b], expected[:length, b], atol=1e-6)
 
 
 def test_a_sentence_encodes_the_same_alone_and_in_a_padded_batch():
