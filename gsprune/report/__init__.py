@@ -15,6 +15,8 @@ Everything public is re-exported here, so ``from gsprune import report`` and
 
 from gsprune.report.cli import main, markdown_table, report, summary_markdown
 from gsprune.report.plots import (
+    accuracy_latency_figure,
+    accuracy_sparsity_figure,
     draw_figures,
     plot_accuracy_latency,
     plot_accuracy_sparsity,
@@ -22,14 +24,18 @@ from gsprune.report.plots import (
 )
 from gsprune.report.ratios import (
     HEADLINE_COLUMNS,
+    METRIC_POINT,
     RATIO_COLUMNS,
     Envelope,
+    Tolerance,
     equal_accuracy_ratios,
     headline,
     headline_text,
     pareto_front,
+    tolerance_for,
 )
 from gsprune.report.table import (
+    FLAT_PREFIXES,
     RECIPE_EXCLUDED,
     RUN_COLUMNS,
     TAIL_COLUMNS,
@@ -42,17 +48,24 @@ from gsprune.report.table import (
     recipe,
     record_row,
     runs_frame,
+    scored_set_view,
+    scored_sets,
 )
 
 __all__ = [
+    "FLAT_PREFIXES",
     "HEADLINE_COLUMNS",
+    "METRIC_POINT",
     "RATIO_COLUMNS",
     "RECIPE_EXCLUDED",
     "RUN_COLUMNS",
     "TAIL_COLUMNS",
+    "Tolerance",
     "BrokenRecord",
     "Envelope",
     "ReportError",
+    "accuracy_latency_figure",
+    "accuracy_sparsity_figure",
     "backends",
     "draw_figures",
     "equal_accuracy_ratios",
@@ -71,5 +84,8 @@ __all__ = [
     "record_row",
     "report",
     "runs_frame",
+    "scored_set_view",
+    "scored_sets",
     "summary_markdown",
+    "tolerance_for",
 ]

@@ -3,14 +3,23 @@
 Per task (see ``table._groups``): ``<task>_<backend>_accuracy_latency.png``,
 ``<task>_<backend>_layer_speedup.png`` and ``<task>_accuracy_sparsity.png``
 (accuracy against sparsity does not depend on a latency backend, so it is drawn
-once per task). Every figure shows one task; a curve keeps its colour and
-marker in all of a task's figures.
+once per task). A task scored on several test sets (``table.scored_sets``, e.g.
+speech's ``details.wer.real``) also gets ``<task>_accuracy_sparsity_<set>.png``
+and ``<task>_<backend>_accuracy_latency_<set>.png`` per set. Every figure shows
+one task; a curve keeps its colour and marker in all of a task's figures.
+
+The metric axis is the metric itself, labelled with its direction ("wer (lower is
+better)"); the tolerance band and the Pareto staircase follow the direction, so
+for a lower-is-better metric the band lies above the dense line and the
+staircase falls with latency. The trivial baseline (``metric.baseline`` of the
+records) is a dotted line named in the legend.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -21,14 +30,19 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from gsprune.report.ratios import _dense_reference, pareto_front
+from gsprune.report.ratios import Tolerance, _dense_reference, pareto_front, tolerance_for
 from gsprune.report.table import (
     ReportError,
+    _baseline,
+    _dense_metric,
     _finite,
+    _fmt,
     _groups,
     _pattern_curves,
     _sign,
     layer_table,
+    scored_set_view,
+    scored_sets,
 )
 
 LOG_SCALE_SPAN = 5.0  # a latency axis spanning more than this factor is drawn in log scale
@@ -95,12 +109,35 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     return path
 
 
-def plot_accuracy_latency(
-    df: pd.DataFrame, backend: str, path: str | os.PathLike, tolerance: float | None = None
-) -> Path:
+def _draw_baseline(ax: Axes, sub: pd.DataFrame) -> None:
+    """The task's baseline as a dotted line, named on the line and, with its value, in the
+    legend. A baseline more than the plotted span away from everything else drawn would
+    squash the curves into a sliver (a copy-source BLEU of 2 under curves at 25, say), so
+    then the axis keeps its range and the legend says where the line is."""
+    baseline = _baseline(sub)
+    if baseline is None:
+        return
+    name, value = baseline
+    low, high = ax.get_ylim()  # autoscaled to what is drawn so far
+    span = high - low
+    where = "below" if value < low - span else "above" if value > high + span else ""
+    label = f"baseline {name}: {_fmt(value)}" + (f" ({where} the axis)" if where else "")
+    ax.axhline(value, linestyle=":", color="k", linewidth=1.5, label=label)
+    if where:
+        ax.set_ylim(low, high)
+    else:  # named on the line too, at the right edge, so it reads without the legend
+        edge = ax.get_yaxis_transform()  # x in axes fraction, y in data
+        ax.text(0.99, value, name, transform=edge, ha="right", va="bottom", fontsize=7)
+
+
+def accuracy_latency_figure(
+    df: pd.DataFrame, backend: str, tolerance: float | None = None
+) -> Figure:
     """Metric against latency for one task: a curve per pattern (points sorted by latency,
     annotated with achieved sparsity), the Pareto front as a staircase with ringed points,
-    the dense reference as a star and a dashed line, the tolerance band when given."""
+    the dense reference as a star and a dashed line, the tolerance band (levels counted as
+    equal to dense: dense - tolerance .. dense, or dense .. dense + tolerance for a
+    lower-is-better metric) when given, and the baseline as a dotted line."""
     task, sub = _single_group(df)
     runs, column = _finite(sub, backend), f"latency_{backend}"
     fig = Figure(figsize=(8, 5.5), layout="constrained")
@@ -144,17 +181,26 @@ def plot_accuracy_latency(
             level = metric - _sign(sub) * tolerance
             band = f"dense {'-' if _sign(sub) > 0 else '+'} {tolerance:g}"
             ax.axhspan(level, metric, color="grey", alpha=0.15, label=band)
+    _draw_baseline(ax, sub)
     _log_scale_if_wide(ax, "x", x_values)
     ax.set_xlabel(_latency_axis_label(sub, backend))
     ax.set_ylabel(_metric_axis_label(sub))
     ax.set_title(f"{task}: {sub['metric'].iloc[0]} vs latency, {backend} backend")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, path)
+    return fig
 
 
-def plot_accuracy_sparsity(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Metric against achieved sparsity for one task, a curve per pattern, dense as a line."""
+def plot_accuracy_latency(
+    df: pd.DataFrame, backend: str, path: str | os.PathLike, tolerance: float | None = None
+) -> Path:
+    """``accuracy_latency_figure`` saved as a PNG at ``path``."""
+    return _save(accuracy_latency_figure(df, backend, tolerance), path)
+
+
+def accuracy_sparsity_figure(df: pd.DataFrame) -> Figure:
+    """Metric against achieved sparsity for one task, a curve per pattern, dense as a dashed
+    line, the baseline as a dotted one."""
     task, sub = _single_group(df)
     fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax = fig.add_subplot()
@@ -169,16 +215,21 @@ def plot_accuracy_sparsity(df: pd.DataFrame, path: str | os.PathLike) -> Path:
             color=colour,
             label=curve,
         )
-    dense = sub.loc[sub["pattern"] == "dense", "metric_value"]
-    dense_metric = dense.median() if len(dense) else sub["dense_metric"].median()
+    dense_metric = _dense_metric(sub)
     if math.isfinite(dense_metric):
         ax.axhline(dense_metric, linestyle="--", color="k", linewidth=1, label="dense")
+    _draw_baseline(ax, sub)
     ax.set_xlabel("achieved sparsity of pruned layers (fraction of zero weights)")
     ax.set_ylabel(_metric_axis_label(sub))
     ax.set_title(f"{task}: {sub['metric'].iloc[0]} vs sparsity")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, path)
+    return fig
+
+
+def plot_accuracy_sparsity(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """``accuracy_sparsity_figure`` saved as a PNG at ``path``."""
+    return _save(accuracy_sparsity_figure(df), path)
 
 
 def plot_layer_speedup(
@@ -218,23 +269,36 @@ def plot_layer_speedup(
     return _save(fig, path)
 
 
+def _file_part(name: str) -> str:
+    """``name`` made safe for a file name (letters, digits, ``._-``; anything else ``-``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+
+
 def draw_figures(
     df: pd.DataFrame,
     out: str | os.PathLike,
     backend_names: Sequence[str],
-    tolerance: float | None = None,
+    tolerance: Tolerance = None,
     sparsity: float | None = None,
 ) -> list[Path]:
-    """All figures for all tasks under ``out``; returns the files written."""
+    """All figures for all tasks under ``out``; returns the files written. Each task's
+    tolerance band is ``tolerance_for(its metric, tolerance)``."""
     out = Path(out)
     written: list[Path | None] = []
     for task, sub in _groups(df):
-        written.append(plot_accuracy_sparsity(sub, out / f"{task}_accuracy_sparsity.png"))
+        tol = tolerance_for(sub["metric"].iloc[0], tolerance)
+        views = [("", sub)] + [
+            (f"_{_file_part(s)}", scored_set_view(sub, s)) for s in scored_sets(sub)
+        ]
+        for suffix, view in views:
+            path = out / f"{task}_accuracy_sparsity{suffix}.png"
+            written.append(plot_accuracy_sparsity(view, path))
         for b in backend_names:
             if not len(_finite(sub, b)):
                 continue
-            path = out / f"{task}_{b}_accuracy_latency.png"
-            written.append(plot_accuracy_latency(sub, b, path, tolerance))
+            for suffix, view in views:
+                path = out / f"{task}_{b}_accuracy_latency{suffix}.png"
+                written.append(plot_accuracy_latency(view, b, path, tol))
             path = out / f"{task}_{b}_layer_speedup.png"
             written.append(plot_layer_speedup(sub, b, path, sparsity))
             if written[-1] is None:

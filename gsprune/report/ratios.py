@@ -12,18 +12,31 @@ sparser one is ignored instead of folding the curve back. Ratios between two
 curves are given only inside the metric range both cover (no extrapolation).
 The dense model is the sparsity-0 end of every curve: it reaches every level up
 to its own metric at the dense latency.
+
+Metric direction: all of this works on *goodness* = sign * metric (sign +1 for
+higher-is-better metrics such as top-1 and BLEU, -1 for lower-is-better ones
+such as WER), so "up to its own metric", "best" and "within tolerance" mean
+"no worse than" in either direction; tables and figures show the metric itself.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from gsprune.report.table import ReportError, _finite, _fmt, _groups, _pattern_curves, _sign
+from gsprune.report.table import (
+    ReportError,
+    _dense_metric,
+    _finite,
+    _fmt,
+    _groups,
+    _pattern_curves,
+    _sign,
+)
 
 RATIO_COLUMNS = [
     "task",
@@ -39,6 +52,7 @@ HEADLINE_COLUMNS = [
     "pattern",
     "metric",
     "dense_metric",
+    "tolerance",
     "level",
     "best_metric",
     "latency",
@@ -46,6 +60,15 @@ HEADLINE_COLUMNS = [
     "speedup",
     "interpolated",
 ]
+
+# One point of each known metric in the units gsprune's tasks record it (top-1, top-5,
+# BLEU, chrF, WER and CER all in percent): the headline's default tolerance, looked up by
+# metric name (any case). A metric not listed gets one unit of itself.
+METRIC_POINT = {"top1": 1.0, "top5": 1.0, "bleu": 1.0, "chrf": 1.0, "wer": 1.0, "cer": 1.0}
+
+# A headline tolerance: one number for every task, a mapping metric name -> number (metrics
+# not in it get their default), or None (every metric its default, METRIC_POINT).
+Tolerance = float | Mapping[str, float] | None
 
 
 @dataclass(frozen=True)
@@ -82,8 +105,7 @@ def _dense_reference(sub: pd.DataFrame, backend: str) -> tuple[float, float] | N
     """(dense metric, dense latency) of a task: the metric of its dense runs (median) or
     else the dense metric every run records; the latency is the median of the dense
     baseline every run measured. None when either is unknown."""
-    dense_runs = sub.loc[sub["pattern"] == "dense", "metric_value"]
-    metric = dense_runs.median() if len(dense_runs) else sub["dense_metric"].median()
+    metric = _dense_metric(sub)
     runs = _finite(sub, backend)
     latency = runs[f"latency_{backend}_dense"].median() if len(runs) else math.nan
     if not (math.isfinite(metric) and math.isfinite(latency)):
@@ -158,23 +180,40 @@ def equal_accuracy_ratios(
     return out
 
 
-def _check_tolerance(tolerance: float) -> None:
-    if not math.isfinite(tolerance) or tolerance < 0:
-        raise ReportError(
-            f"tolerance {tolerance!r} is not accepted; give a finite number >= 0 in the "
-            "metric's own units (e.g. 1.0 for one point of top-1 in percent)"
-        )
+def _check_tolerance(tolerance: Tolerance) -> None:
+    given = tolerance.items() if isinstance(tolerance, Mapping) else [(None, tolerance)]
+    for metric, value in given:
+        if value is not None and (not math.isfinite(value) or value < 0):
+            name = f"{value!r}" if metric is None else f"{metric}={value!r}"
+            raise ReportError(
+                f"tolerance {name} is not accepted; give a finite number >= 0 in the "
+                "metric's own units (e.g. 1.0 for one point of top-1, BLEU or WER in percent)"
+            )
 
 
-def headline(df: pd.DataFrame, backend: str, tolerance: float = 1.0) -> pd.DataFrame:
-    """Per task and curve: the best speedup over dense while within ``tolerance`` of dense.
+def tolerance_for(metric: str, tolerance: Tolerance = None) -> float:
+    """The headline tolerance of a task whose metric is ``metric``, in the metric's units:
+    ``tolerance`` when it is a number, its entry for ``metric`` (any case) when it is a
+    mapping, else one point of the metric (``METRIC_POINT``, 1.0 for a metric not listed)."""
+    if isinstance(tolerance, Mapping):
+        given = {str(k).lower(): v for k, v in tolerance.items()}
+        tolerance = given.get(metric.lower())
+    if tolerance is not None:
+        return float(tolerance)
+    return METRIC_POINT.get(metric.lower(), 1.0)
 
-    The level is dense metric - tolerance (+ for lower-is-better metrics), in the
-    metric's own units. The latency is the curve's envelope latency at that
-    level, interpolated between the two envelope points around it
-    (``interpolated`` True), or the curve's fastest point when even that one is
-    within tolerance. A curve that never reaches the level gets NaN latency and
-    speedup. Columns: see HEADLINE_COLUMNS; speedup = dense_latency / latency.
+
+def headline(df: pd.DataFrame, backend: str, tolerance: Tolerance = None) -> pd.DataFrame:
+    """Per task and curve: the best speedup over dense while within tolerance of dense.
+
+    The task's tolerance is ``tolerance_for(metric, tolerance)``: by default one
+    point of the task's metric. The level is dense metric - tolerance (+ for
+    lower-is-better metrics), in the metric's own units. The latency is the
+    curve's envelope latency at that level, interpolated between the two envelope
+    points around it (``interpolated`` True), or the curve's fastest point when
+    even that one is within tolerance. A curve that never reaches the level gets
+    NaN latency and speedup. Columns: see HEADLINE_COLUMNS (``tolerance``: the one
+    used for the row's task); speedup = dense_latency / latency.
     """
     _check_tolerance(tolerance)
     rows = []
@@ -183,15 +222,18 @@ def headline(df: pd.DataFrame, backend: str, tolerance: float = 1.0) -> pd.DataF
         dense = envelopes.pop("dense", None)
         if dense is None:
             continue
-        level = dense.good[0] - tolerance
+        metric = sub["metric"].iloc[0]
+        tol = tolerance_for(metric, tolerance)
+        level = dense.good[0] - tol
         for pattern, env in envelopes.items():
             lat = env.latency_at(max(level, env.floor))
             rows.append(
                 [
                     task,
                     pattern,
-                    sub["metric"].iloc[0],
+                    metric,
                     sign * dense.good[0],
+                    tol,
                     sign * level,
                     sign * env.good[-1],
                     lat,
@@ -203,8 +245,11 @@ def headline(df: pd.DataFrame, backend: str, tolerance: float = 1.0) -> pd.DataF
     return pd.DataFrame(rows, columns=HEADLINE_COLUMNS)
 
 
-def headline_text(row: pd.Series, tolerance: float) -> str:
-    """``gs V=8: 2.40x faster than dense at equal top1 (91.1 = dense 92.1 - 1)``."""
+def headline_text(row: pd.Series, tolerance: float | None = None) -> str:
+    """``gs V=8: 2.40x faster than dense at equal top1 (91.1 = dense 92.1 - 1)``, or for a
+    lower-is-better metric ``... at equal wer (13.3 = dense 12.3 + 1)``; ``tolerance``
+    defaults to the row's own."""
+    tolerance = row["tolerance"] if tolerance is None else tolerance
     op = "-" if row["level"] <= row["dense_metric"] else "+"
     within = f"{_fmt(row['level'])} = dense {_fmt(row['dense_metric'])} {op} {_fmt(tolerance)}"
     if not math.isfinite(row["speedup"]):

@@ -48,7 +48,12 @@ RUN_COLUMNS = [
     "metric_value",
     "higher_is_better",
     "dense_metric",
+    "baseline",
+    "baseline_value",
 ]
+# Optional record blocks flattened into columns ``<prefix>.<dotted key>`` (see ``record_row``),
+# in this order after RUN_COLUMNS, except outputs, which come after the latency columns.
+FLAT_PREFIXES = ("details", "dense_details", "baseline", "outputs")
 TAIL_COLUMNS = ["created", "git_commit", "path"]
 
 
@@ -170,13 +175,40 @@ def _layer_latencies(record: dict[str, Any], backend: str) -> dict[str, dict[str
 RECIPE_EXCLUDED = ("pattern", "sparsity", "hydra", *RUN_ONLY_KEYS)
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+def _text(value: Any) -> str:
+    """Strings as they are, anything else as JSON text."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _cell(value: Any) -> Any:
+    """Strings, numbers, booleans and null as they are (CSV cells); lists as JSON text."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    return _text(value)
+
+
+def _flatten(tree: Any, prefix: str = "", leaf: Callable[[Any], Any] = _text) -> dict[str, Any]:
+    """Nested mappings -> {"a.b.c": leaf(value)}; an empty mapping adds nothing."""
     if not isinstance(tree, dict):
-        return {prefix: tree if isinstance(tree, str) else json.dumps(tree, sort_keys=True)}
-    flat: dict[str, str] = {}
+        return {prefix: leaf(tree)}
+    flat: dict[str, Any] = {}
     for key, value in tree.items():
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key), leaf))
     return flat
+
+
+def _optional_block(record: dict[str, Any], path: FieldPath) -> dict[str, Any]:
+    """The mapping at ``path`` (parents known to be mappings); {} when absent or null,
+    BrokenRecord when it is something else."""
+    keys = path.split(".") if isinstance(path, str) else path
+    node: Any = record
+    for key in keys:
+        node = node.get(key)
+        if node is None:
+            return {}
+    if not isinstance(node, dict):
+        raise BrokenRecord(f"field {'.'.join(keys)} is {node!r:.80}, expected a mapping")
+    return node
 
 
 def recipe(record: dict[str, Any]) -> dict[str, str]:
@@ -197,6 +229,13 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
     ``latency_b`` (sum over pruned layers of the sparse kernel), ``latency_b_dense``,
     ``speedup_b`` (= dense / sparse), ``unit_b``, ``setting_b`` and ``layers_b``
     (dict layer -> {sparse, dense, speedup, achieved}; not written to runs.csv).
+
+    Optional blocks (records without them stay valid): ``metric.details`` and
+    ``metric.dense_details`` become ``details.<key>`` and ``dense_details.<key>``
+    (nested keys dotted: ``details.wer.real``; numbers and strings kept as they are),
+    ``metric.baseline`` ({"name", "value", ...}) becomes ``baseline`` (its name),
+    ``baseline_value`` and ``baseline.<key>`` for its other keys, and ``outputs``
+    ({file suffix: path relative to the results directory}) becomes ``outputs.<suffix>``.
     """
     pattern = str(_field(record, "pattern.name"))  # also checks that "pattern" is a mapping
     params = record["pattern"].get("params") or {}
@@ -218,6 +257,8 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
         "metric_value": _number(record, "metric.value"),
         "higher_is_better": _field(record, "metric.higher_is_better"),
         "dense_metric": _optional_number(record, "metric.dense_value"),
+        "baseline": None,
+        "baseline_value": _optional_number(record, "metric.baseline.value"),
         "created": record.get("created"),
         "git_commit": record.get("git_commit"),
     }
@@ -225,6 +266,16 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
         raise BrokenRecord(
             f"field metric.higher_is_better is {row['higher_is_better']!r}, expected true/false"
         )
+    for block in ("details", "dense_details"):
+        row.update(_flatten(_optional_block(record, ("metric", block)), block, _cell))
+    baseline = dict(_optional_block(record, "metric.baseline"))
+    if baseline.get("name") is not None:
+        row["baseline"] = str(baseline["name"])
+    for key in ("name", "value"):
+        baseline.pop(key, None)
+    row.update(_flatten(baseline, "baseline", _cell))
+    outputs = _optional_block(record, "outputs")
+    row.update({f"outputs.{suffix}": _cell(path) for suffix, path in outputs.items()})
     latency = record.get("latency") or {}
     if not isinstance(latency, dict):
         raise BrokenRecord("field latency is not a mapping of backend -> measurement")
@@ -256,6 +307,11 @@ def backends(df: pd.DataFrame) -> list[str]:
     return sorted(c[len("unit_") :] for c in df.columns if c.startswith("unit_"))
 
 
+def _prefixed(df: pd.DataFrame, prefix: str) -> list[str]:
+    """The flattened columns of one optional block (``details.*``, ...), sorted."""
+    return sorted(c for c in df.columns if c.startswith(f"{prefix}."))
+
+
 def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Rows from ``record_row`` -> the run table, sorted by task, scale, curve, target sparsity.
 
@@ -278,7 +334,8 @@ def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 named = ", ".join(f"{key}={r.get(key, 'unset')}" for key in varied)
                 df.loc[index, "curve"] = f"{df.loc[index, 'label']} ({named})"
     per_backend = [column for b in backends(df) for column in _backend_columns(b)]
-    df = df[RUN_COLUMNS + per_backend + TAIL_COLUMNS]
+    flat = [c for p in FLAT_PREFIXES[:-1] for c in _prefixed(df, p)]
+    df = df[RUN_COLUMNS + flat + per_backend + _prefixed(df, "outputs") + TAIL_COLUMNS]
     return df.sort_values(["task", "scale", "curve", "target_sparsity", "run_id"]).reset_index(
         drop=True
     )
@@ -388,6 +445,55 @@ def _sign(sub: pd.DataFrame) -> float:
 def _finite(sub: pd.DataFrame, backend: str) -> pd.DataFrame:
     column = f"latency_{backend}"
     return sub[sub[column].notna()] if column in sub.columns else sub.iloc[0:0]
+
+
+def _dense_metric(sub: pd.DataFrame) -> float:
+    """A task's dense metric: the median of its dense-pattern runs, else the median of the
+    dense value every run records; NaN when neither is known."""
+    dense_runs = sub.loc[sub["pattern"] == "dense", "metric_value"]
+    return float(dense_runs.median() if len(dense_runs) else sub["dense_metric"].median())
+
+
+def _baseline(sub: pd.DataFrame) -> tuple[str, float] | None:
+    """(name, value) of a task's trivial baseline: the median of the runs' baseline values,
+    named by their baseline names; None when no run records one."""
+    known = sub[sub["baseline_value"].notna()]
+    if not len(known):
+        return None
+    names = " / ".join(dict.fromkeys(known["baseline"].dropna().astype(str))) or "baseline"
+    return names, float(known["baseline_value"].median())
+
+
+def scored_sets(sub: pd.DataFrame) -> list[str]:
+    """Names of a task's separately scored test sets: the keys ``s`` of the columns
+    ``details.<metric>.<s>`` (e.g. ``details.wer.real``) with a number in some run, sorted."""
+    block = f"details.{sub['metric'].iloc[0]}"
+    return [
+        column[len(block) + 1 :]
+        for column in _prefixed(sub, block)
+        if "." not in column[len(block) + 1 :]
+        and pd.to_numeric(sub[column], errors="coerce").notna().any()
+    ]
+
+
+def scored_set_view(sub: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A task's runs scored on test set ``name`` alone, shaped like the run table:
+    ``metric_value``, ``dense_metric`` and ``baseline_value`` come from
+    ``details.<metric>.<name>``, ``dense_details.<metric>.<name>`` and
+    ``baseline.<metric>.<name>`` (NaN when absent); ``metric`` becomes
+    ``"<metric> on <name>"``. Runs without a score on that set are left out."""
+    metric = sub["metric"].iloc[0]
+    view = sub.copy()
+    for column, block in (
+        ("metric_value", "details"),
+        ("dense_metric", "dense_details"),
+        ("baseline_value", "baseline"),
+    ):
+        source = f"{block}.{metric}.{name}"
+        values = sub[source] if source in sub.columns else math.nan
+        view[column] = pd.to_numeric(values, errors="coerce")
+    view["metric"] = f"{metric} on {name}"
+    return view[view["metric_value"].notna()]
 
 
 def _pattern_curves(sub: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:

@@ -5,6 +5,7 @@ gsprune.records, the run table of such records, and a small sweep on disk."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -186,4 +187,91 @@ def sweep_dir(tmp_path: Path) -> Path:
     del missing["metric"]["value"]
     write_record(root / "sub" / "missing.json", missing)
     (root / "bench.json").write_text('{"kernel": "gs", "ms": 1.0}', encoding="utf-8")
+    return root
+
+
+# A sweep worked out by hand on a lower-is-better metric: curve -> [(cpu ms, WER %)],
+# sparsity rising along each list; dense: 8 ms, WER 11.5. A's 2.5 ms point is slower and
+# worse than its 2 ms point, so A's envelope is (1, 18) (2, 14) (3, 13) (4, 12); B's
+# envelope is all of B; the task's Pareto front is A4 A3 A1 A0 dense0.
+WER_SWEEP = {
+    "A": [(4.0, 12.0), (3.0, 13.0), (2.5, 14.5), (2.0, 14.0), (1.0, 18.0)],
+    "B": [(6.0, 12.0), (4.0, 14.0), (2.0, 18.0)],
+    "dense": [(8.0, 11.5)],
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A metric direction to run the hand-worked sweep in: WER itself (lower is better), or
+    BLEU = 38 - WER (higher is better, the same sweep mirrored; every answer mirrors too)."""
+
+    name: str
+    higher_is_better: bool
+    task: str
+
+    def of(self, wer: float) -> float:
+        """The metric value of a point whose WER is ``wer``."""
+        return 38.0 - wer if self.higher_is_better else wer
+
+
+@pytest.fixture(params=[Kind("wer", False, "speech"), Kind("bleu", True, "translation")])
+def kind(request: pytest.FixtureRequest) -> Kind:
+    return request.param
+
+
+@pytest.fixture
+def hand_sweep(kind: Kind) -> Callable[..., pd.DataFrame]:
+    """``hand_sweep(extra={curve: [(ms, wer), ...]}, **fields)``: the run table of WER_SWEEP
+    (plus ``extra`` curves) in ``kind``'s metric, ``fields`` going to every record."""
+
+    def make(extra: dict[str, list[tuple[float, float]]] | None = None, **fields: Any):
+        curves = {**WER_SWEEP, **(extra or {})}
+        mapped = {c: [(ms, kind.of(wer)) for ms, wer in pts] for c, pts in curves.items()}
+        common = {"metric_name": kind.name, "task": kind.task, "dense_value": kind.of(11.5)}
+        return _points(mapped, kind.higher_is_better, **(common | fields))
+
+    return make
+
+
+def _speech_record(run_id: str, wer: float, **fields: Any) -> dict[str, Any]:
+    """A speech run scored on two test sets (synthetic = WER - 2, real = WER + 10), with
+    the dense scores, the most-frequent-transcript baseline and its transcripts file."""
+    return _make_record(
+        run_id,
+        task="speech",
+        metric_name="wer",
+        higher_is_better=False,
+        metric=wer,
+        dense_value=11.5,
+        details={
+            "wer": {"synthetic": wer - 2, "real": wer + 10},
+            "test_sets": {"synthetic": 200, "real": 120},
+        },
+        dense_details={"wer": {"synthetic": 9.5, "real": 21.5}},
+        baseline={"name": "most-frequent", "value": 98.0, "wer": {"synthetic": 97.0, "real": 99.0}},
+        outputs={"transcripts.tsv": f"records/{run_id}.transcripts.tsv"},
+        **fields,
+    )
+
+
+@pytest.fixture(scope="session")
+def speech_record() -> Callable[..., dict[str, Any]]:
+    """``speech_record(run_id, wer, **fields)``: see ``_speech_record``."""
+    return _speech_record
+
+
+@pytest.fixture
+def speech_dir(tmp_path: Path) -> Path:
+    """WER_SWEEP as speech records (two test sets, dense details, baseline, outputs) under
+    tmp/results/speech."""
+    root = tmp_path / "results"
+    for curve, pts in WER_SWEEP.items():
+        for i, (ms, wer) in enumerate(pts):
+            pattern, target = ("dense", 0.0) if curve == "dense" else (curve, 0.5 + 0.1 * i)
+            run = f"{curve}{i}"
+            record = _speech_record(
+                run, wer, pattern=pattern, target=target, latency={"cpu": (ms, 8.0)}
+            )
+            write_record(root / "speech" / f"{run}.json", record)
     return root

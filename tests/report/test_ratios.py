@@ -98,3 +98,77 @@ def test_headline_lower_is_better(points) -> None:
     )
     with pytest.raises(ValueError, match="tolerance -1"):
         report.headline(df, "cpu", tolerance=-1)
+
+
+# The hand-worked sweep of conftest (WER_SWEEP), in WER and mirrored into BLEU = 38 - WER:
+# every expected level below is written in WER and mapped with kind.of.
+
+
+def test_pareto_front_follows_the_metric_direction(hand_sweep, kind) -> None:
+    df = hand_sweep()
+    # dominated: A2 (by A3), B0 (by A0: faster, equal metric), B1 (by A1, A3), B2 (by A4, A3)
+    assert list(report.pareto_front(df, "cpu")["run_id"]) == ["A4", "A3", "A1", "A0", "dense0"]
+    assert list(report.pareto_front(df, "cpu")["metric_value"]) == [
+        kind.of(w) for w in (18, 14, 13, 12, 11.5)
+    ]
+
+
+def test_equal_metric_ratios_follow_the_metric_direction(hand_sweep, kind) -> None:
+    table = report.equal_accuracy_ratios(hand_sweep(), "cpu")
+    # Levels both envelopes reach: WER 12..18. At WER 13, B lies between (4 ms, 14) and
+    # (6 ms, 12): 5 ms, against A's 3 ms.
+    expected = {18: 1 / 2, 14: 2 / 4, 13: 3 / 5, 12: 4 / 6}
+    assert ratio_of(table, "A", "B") == pytest.approx({kind.of(w): r for w, r in expected.items()})
+    # dense (8 ms, WER 11.5) reaches every level no better than its own
+    expected = {18: 1 / 8, 14: 2 / 8, 13: 3 / 8, 12: 4 / 8}
+    assert ratio_of(table, "A", "dense") == {kind.of(w): r for w, r in expected.items()}
+    expected = {18: 2 / 8, 14: 4 / 8, 12: 6 / 8}
+    assert ratio_of(table, "B", "dense") == {kind.of(w): r for w, r in expected.items()}
+
+
+def test_headline_follows_the_metric_direction(hand_sweep, kind) -> None:
+    extra = {
+        "C": [(5.0, 13.0), (4.5, 15.0)],  # best WER 13: never within 1 of dense 11.5
+        "D": [(7.0, 11.0), (6.0, 12.0)],  # always within: its fastest point counts
+    }
+    heads = report.headline(hand_sweep(extra), "cpu").set_index("pattern")  # default: 1 point
+    assert list(heads["tolerance"]) == [1.0] * 4
+    assert set(heads["level"]) == {kind.of(12.5)} and set(heads["dense_metric"]) == {kind.of(11.5)}
+    # WER 12.5 on A lies between (3 ms, 13) and (4 ms, 12): 3.5 ms; on B between (4, 14)
+    # and (6, 12): 5.5 ms
+    assert heads.loc["A", "latency"] == pytest.approx(3.5)
+    assert heads.loc["A", "speedup"] == pytest.approx(8 / 3.5)
+    assert heads.loc["B", "latency"] == pytest.approx(5.5)
+    assert bool(heads.loc["A", "interpolated"]) and bool(heads.loc["B", "interpolated"])
+    assert math.isnan(heads.loc["C", "speedup"]) and heads.loc["C", "best_metric"] == kind.of(13)
+    assert heads.loc["D", "latency"] == 6.0 and not heads.loc["D", "interpolated"]
+    assert list(heads["best_metric"]) == [kind.of(w) for w in (12, 12, 13, 11)]
+    op = "-" if kind.higher_is_better else "+"
+    level, dense = f"{kind.of(12.5):g}", f"{kind.of(11.5):g}"  # 12.5, 11.5 or 25.5, 26.5
+    assert report.headline_text(heads.reset_index().iloc[0]) == (
+        f"A: 2.29x faster than dense at equal {kind.name} ({level} = dense {dense} {op} 1)"
+    )
+    assert report.headline_text(heads.reset_index().iloc[2]) == (
+        f"C: never within 1 of dense {kind.name} ({level} = dense {dense} {op} 1; "
+        f"best {kind.of(13):g})"
+    )
+    # 3 points: WER 14.5 on A lies between (1 ms, 18) and (2 ms, 14): 1.875 ms; on B
+    # between (2, 18) and (4, 14): 3.75 ms; on C between (4.5, 15) and (5, 13): 4.625 ms
+    heads = report.headline(hand_sweep(extra), "cpu", {kind.name.upper(): 3}).set_index("pattern")
+    assert heads.loc["A", "level"] == kind.of(14.5) and heads.loc["A", "tolerance"] == 3.0
+    assert heads.loc["A", "latency"] == pytest.approx(1.875)
+    assert heads.loc["B", "latency"] == pytest.approx(3.75)
+    assert heads.loc["C", "latency"] == pytest.approx(4.625) and heads.loc[
+        "C", "best_metric"
+    ] == kind.of(13)
+
+
+def test_tolerance_defaults_to_one_point_of_each_metric() -> None:
+    assert report.METRIC_POINT["top1"] == report.METRIC_POINT["bleu"] == 1.0
+    assert report.METRIC_POINT["wer"] == 1.0
+    assert report.tolerance_for("wer") == 1.0
+    assert report.tolerance_for("WER", {"wer": 2}) == 2.0
+    assert report.tolerance_for("bleu", {"wer": 2}) == 1.0
+    assert report.tolerance_for("top1", 0.5) == 0.5
+    with pytest.raises(ValueError, match="tolerance wer=-1 is not accepted"):
+        report.headline(pd.DataFrame(columns=report.RUN_COLUMNS), "cpu", {"wer": -1})
