@@ -6,6 +6,7 @@ import signal
 import time
 
 import pytest
+import torch
 
 BAD_INPUT = [
     (["sparsity=1.2"], "sparsity=1.2"),
@@ -15,6 +16,7 @@ BAD_INPUT = [
     (["task=imagenet"], "data_dir"),
     (["prune.score=nope"], "nope"),
     (["latency.backends=[nope]"], "nope"),
+    *([(["latency=cuda"], "needs a CUDA device")] if not torch.cuda.is_available() else []),
 ]
 
 
