@@ -120,29 +120,31 @@ def gpu_facts(device: int = 0) -> dict[str, Any]:
 
 
 def _smi(uuid: str, device: int) -> dict[str, Any]:
-    """``SMI_FIELDS`` of one GPU (by UUID when torch gives one) from nvidia-smi, or {}."""
+    """``SMI_FIELDS`` of one GPU from nvidia-smi, or {}: found by its UUID when torch gives
+    one (CUDA_VISIBLE_DEVICES may renumber), else by torch's index."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return {}
-    target = f"GPU-{uuid}" if uuid and not uuid.startswith("GPU-") else uuid or str(device)
-    command = [smi, f"--id={target}", f"--query-gpu={','.join(SMI_FIELDS)}"]
-    try:
-        out = subprocess.run(
-            [*command, "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    values = [value.strip() for value in out.splitlines()[0].split(",")] if out else []
-    if len(values) != len(SMI_FIELDS):
-        return {}
-    return {
-        key: value if key == "driver" else _number(value)
-        for key, value in zip(SMI_FIELDS.values(), values, strict=True)
-    }
+    targets = [f"GPU-{uuid}" if uuid and not uuid.startswith("GPU-") else uuid, str(device)]
+    for target in filter(None, targets):
+        command = [smi, f"--id={target}", f"--query-gpu={','.join(SMI_FIELDS)}"]
+        try:
+            out = subprocess.run(
+                [*command, "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        values = [value.strip() for value in out.splitlines()[0].split(",")] if out else []
+        if len(values) == len(SMI_FIELDS):
+            return {
+                key: value if key == "driver" else _number(value)
+                for key, value in zip(SMI_FIELDS.values(), values, strict=True)
+            }
+    return {}
 
 
 def _number(text: str) -> float | None:

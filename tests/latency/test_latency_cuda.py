@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gsprune import formats, patterns
-from gsprune.latency import check_backend, gpu_facts, machine_facts, measure, summarize
+from gsprune.latency import check_backend, gpu_facts, machine, machine_facts, measure, summarize
 from gsprune.latency.cuda_timing import time_cuda_interleaved
 
 HAS_CUDA = torch.cuda.is_available()
@@ -116,3 +116,27 @@ def test_cuda_backend_refuses_nm_up_front() -> None:
     facts = gpu_facts()
     assert facts["name"] and facts["multiprocessors"] > 0
     assert machine_facts()["cuda"]["name"] == facts["name"]
+
+
+def test_gpu_clocks_are_read_from_nvidia_smi(tmp_path, monkeypatch) -> None:
+    # A stand-in nvidia-smi that answers only for one UUID, as the real one does for
+    # --id=GPU-<uuid>; the reader asks by UUID first, then by index.
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text(
+        '#!/bin/sh\ncase "$1" in --id=GPU-abc|--id=3) '
+        'echo "580.159.04, 1980, 3201, 1980, 3201, 35, [N/A]";; *) exit 6;; esac\n'
+    )
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    expected = {
+        "driver": "580.159.04",
+        "sm_clock_mhz": 1980.0,
+        "mem_clock_mhz": 3201.0,
+        "max_sm_clock_mhz": 1980.0,
+        "max_mem_clock_mhz": 3201.0,
+        "temperature_c": 35.0,
+        "power_w": None,
+    }
+    assert machine._smi("abc", 0) == expected
+    assert machine._smi("", 3) == expected
+    assert machine._smi("other", 1) == {}
