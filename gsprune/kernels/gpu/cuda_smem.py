@@ -50,17 +50,18 @@ def load(capability: tuple[int, int]) -> ModuleType:
             name=name,
             sources=[str(CSRC / source) for source in SOURCES],
             extra_include_paths=[str(CSRC)],
-            extra_cuda_cflags=["-O3", "-std=c++17"],
-            extra_cflags=["-O3", "-std=c++17"],
+            extra_cuda_cflags=["-O3"],  # torch adds its own -std and arch flags
+            extra_cflags=["-O3"],
             build_directory=str(directory),
             with_cuda=True,
             verbose=False,
         )
     except Exception as err:  # noqa: BLE001 - any build failure: say why, name the remedy
-        lines = str(err).strip().splitlines()
+        lines = str(err).strip().splitlines() or [""]
+        reason = next((line for line in lines if "error" in line.lower()), lines[-1]).strip()
         raise ValueError(
             f"the CUDA kernel gs_cuda_smem could not be built ({type(err).__name__}: "
-            f"{lines[-1] if lines else ''}); it needs nvcc for CUDA {torch.version.cuda} "
+            f"{reason}); it needs nvcc for CUDA {torch.version.cuda} "
             f"(torch's CUDA version) on PATH or in CUDA_HOME. Build dir: {directory}. The "
             "Triton kernel gs_triton needs no compiler"
         ) from err
