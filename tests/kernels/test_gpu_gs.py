@@ -101,6 +101,22 @@ def test_gs_triton(device, variant, V, index_dtype, dtype, by_hand, gen):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gs_triton_splits_long_bands(device, dtype, by_hand, gen):
+    # Few bands with many groups: the groups of a band are split over programs that add
+    # into y (atomics); k differs between bands, so slices end at different groups.
+    from gsprune.kernels.gpu import triton_gs
+
+    fmt, _ = by_hand.gs(40, 300, 8, "gs", gen, max_k=41)
+    max_k = int(fmt.band_ptr.diff().max())
+    assert triton_gs.split(5, 1, max_k) > 1 and triton_gs.split(5, 2, max_k) > 1
+    run = gpu.prepare(fmt, device, "gs_triton", dtype=dtype)
+    for N in (1, 70):
+        x = torch.randn(300, N, generator=gen)
+        assert_product(run(x.to(device)), held(fmt, dtype), x, f"split bands N={N}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("variant", ["gs", "gs_scatter", "gs_free"])
 def test_gs_triton_on_encoded_patterns(device, variant, gen):
     # Formats from the real projection and encoder: padding lanes hold 0, not NaN.
@@ -288,11 +304,13 @@ def test_triton_kernels_compile_for_sm90_without_a_gpu():
             "y": "*fp32",
             "M": "i32",
             "N": "i32",
+            "SPLIT": "i32",
             "V": "constexpr",
             "BG": "constexpr",
             "BN": "constexpr",
+            "ATOMIC": "constexpr",
         },
-        {"V": 32, "BG": 8, "BN": 1},
+        {"V": 32, "BG": 8, "BN": 1, "ATOMIC": True},
     )
     assert "ld.global" in rows.asm["ptx"]
     scatter = _compile_sm90(

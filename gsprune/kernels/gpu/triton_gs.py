@@ -5,11 +5,14 @@ Layout (``gsprune.formats.base.GSMatrix``): per group V values (contiguous) and 
 float32. Values may be float32 or bfloat16, x float32 or bfloat16; every product and sum
 is float32.
 
-- ``gs`` (:func:`_gs_rows`): one program per band of V rows and per tile of BN columns.
-  The program walks its band's groups BG at a time as a [BG, V, BN] tile: lane i of a
-  group is row i of the band, so the V lanes gather the V rows ``x[index[g, i], n0:n0+BN]``
-  and accumulate into row i. The BG groups are summed once, after the loop; y is written
-  once, with no atomics (the result is deterministic).
+- ``gs`` (:func:`_gs_rows`): one program per band of V rows, tile of BN columns and
+  slice of the band's groups (SPLIT slices, see :func:`split`). The program walks its
+  groups BG at a time as a [BG, V, BN] tile: lane i of a group is row i of the band, so
+  the V lanes gather the V rows ``x[index[g, i], n0:n0+BN]`` and accumulate into row i.
+  The BG groups are summed once, after the loop. With SPLIT = 1 y is written once, with
+  no atomics (deterministic); with SPLIT > 1 the slices add into y with atomics. Long
+  bands are split because a GEMV has few bands (128 for 4096 rows at V = 32): one
+  program per band would leave most of a large GPU idle.
 - ``gs_scatter`` and ``gs_free`` (:func:`_gs_scatter`): one program per BG groups and BN
   columns; lane i reads x row ``band * V + i`` (gs_scatter) or ``index`` (gs_free) and
   adds into y row ``index`` (gs_scatter) or ``lane_index`` (gs_free) with atomic adds,
@@ -40,6 +43,8 @@ from gsprune.formats.base import GSMatrix
 TILE = 2048
 NUM_WARPS = 4
 MAX_BN = 64  # columns of x per program; N > MAX_BN gets more programs
+PROGRAMS = 1024  # split long bands until about this many programs run (4-8 per SM)
+MIN_GROUPS = 16  # but give no program fewer groups than this
 
 
 @triton.jit
@@ -51,21 +56,26 @@ def _gs_rows(
     y,
     M,
     N,
+    SPLIT,
     V: tl.constexpr,
     BG: tl.constexpr,
     BN: tl.constexpr,
+    ATOMIC: tl.constexpr,
 ):
     band = tl.program_id(0)
     col = tl.program_id(1) * BN + tl.arange(0, BN)
     g0 = tl.load(band_ptr + band)
     g1 = tl.load(band_ptr + band + 1)
+    chunk = (g1 - g0 + SPLIT - 1) // SPLIT
+    lo = g0 + tl.program_id(2) * chunk
+    hi = tl.minimum(lo + chunk, g1)
     group = tl.arange(0, BG)[:, None, None]
     lane = tl.arange(0, V)[None, :, None]
     col3 = col[None, None, :]
     acc = tl.zeros((BG, V, BN), dtype=tl.float32)
-    g = g0
-    while g < g1:
-        live = (g + group) < g1
+    g = lo
+    while g < hi:
+        live = (g + group) < hi
         slot = (g + group) * V + lane
         value = tl.load(values + slot, mask=live, other=0.0).to(tl.float32)
         column = tl.load(index + slot, mask=live, other=0).to(tl.int64)
@@ -75,7 +85,11 @@ def _gs_rows(
     out = tl.sum(acc, axis=0)  # [V, BN]
     row = band.to(tl.int64) * V + tl.arange(0, V)[:, None]
     col2 = col[None, :]
-    tl.store(y + row * N + col2, out, mask=(row < M) & (col2 < N))
+    mask = (row < M) & (col2 < N)
+    if ATOMIC:
+        tl.atomic_add(y + row * N + col2, out, mask=mask)
+    else:
+        tl.store(y + row * N + col2, out, mask=mask)
 
 
 @triton.jit
@@ -113,6 +127,12 @@ def _gs_scatter(
     tl.atomic_add(y + row * N + col, value * xs, mask=use)
 
 
+def split(n_bands: int, column_tiles: int, max_k: int) -> int:
+    """Slices per band: enough for about PROGRAMS programs, at least MIN_GROUPS groups each."""
+    wanted = -(-PROGRAMS // (n_bands * column_tiles))
+    return max(1, min(wanted, max_k // MIN_GROUPS))
+
+
 def tiles(V: int, N: int, groups_per_band: int) -> tuple[int, int]:
     """(BG, BN): groups and columns per tile, powers of two, BG * V * BN <= TILE when V allows.
 
@@ -139,10 +159,27 @@ def gs_rows(
     """
     N = x.shape[1]
     n_bands = band_ptr.numel() - 1
-    y = torch.empty((M, N), dtype=torch.float32, device=x.device)
-    BG, BN = tiles(V, N, max_k)
-    grid = (n_bands, triton.cdiv(N, BN))
-    _gs_rows[grid](band_ptr, values, index, x, y, M, N, V=V, BG=BG, BN=BN, num_warps=NUM_WARPS)
+    BN = tiles(V, N, max_k)[1]
+    slices = split(n_bands, triton.cdiv(N, BN), max_k)
+    BG = tiles(V, N, -(-max_k // slices))[0]
+    alloc = torch.empty if slices == 1 else torch.zeros
+    y = alloc((M, N), dtype=torch.float32, device=x.device)
+    grid = (n_bands, triton.cdiv(N, BN), slices)
+    _gs_rows[grid](
+        band_ptr,
+        values,
+        index,
+        x,
+        y,
+        M,
+        N,
+        slices,
+        V=V,
+        BG=BG,
+        BN=BN,
+        ATOMIC=slices > 1,
+        num_warps=NUM_WARPS,
+    )
     return y
 
 
