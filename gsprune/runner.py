@@ -86,7 +86,7 @@ def plan(cfg: DictConfig) -> RunPlan:
         pattern = patterns.get(pattern_cfg.pop("name"))
         pattern_params = pattern.params(**pattern_cfg)
         _check_prune(config["prune"], sparsity)
-        _check_latency(config["latency"])
+        _check_latency(config["latency"], pattern.format)
         task = tasks.build(config["task"])
         task.check()
     except (ValueError, FileNotFoundError, KeyError) as err:
@@ -131,9 +131,9 @@ def _check_prune(prune: dict[str, Any], sparsity: float) -> None:
         )
 
 
-def _check_latency(settings: dict[str, Any]) -> None:
+def _check_latency(settings: dict[str, Any], format_name: str) -> None:
     for backend in settings["backends"]:
-        latency.BACKENDS.get(backend)
+        latency.check_backend(backend, format_name)
     for key in ("batch", "threads"):
         if int(settings[key]) < 1:
             raise ValueError(f"latency.{key}={settings[key]} must be at least 1")

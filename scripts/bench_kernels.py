@@ -22,7 +22,13 @@ bandwidth: GS cannot beat it when its data comes from DRAM; a 4096x4096 GS matri
 
 Writes results/bench/kernels.md and results/bench/kernels.csv.
 
-    python scripts/bench_kernels.py [--quick] [--threads 2] [--repeats 20] [--out results/bench]
+``--backend cuda`` times the GPU kernels instead (``bench_kernels_cuda.py``: Triton and
+CUDA C++ GS kernels against cuBLAS, cuSPARSE CSR and torch BSR, CUDA events) for the
+same shapes and writes results/bench/kernels_cuda.{md,csv}; without a CUDA device it
+writes nothing and exits with status 2.
+
+    python scripts/bench_kernels.py [--backend cpu|cuda] [--quick] [--threads 2]
+                                    [--repeats 20] [--jobs 1] [--out results/bench]
 """
 
 from __future__ import annotations
@@ -35,9 +41,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from benchlib import write_csv
+from benchlib import check, encode, gaussian, write_csv
 
-from gsprune import formats, kernels, patterns
+from gsprune import kernels
 from gsprune.formats.base import DenseMatrix, SparseFormat
 from gsprune.latency import model
 from gsprune.latency.machine import machine_facts, versions
@@ -56,20 +62,6 @@ SPARSE = {
     "gs_v8": ("gs", {"V": 8}, "cpu", None),
 }
 COLUMNS = ("dense", *SPARSE)
-
-
-def encode(weight: torch.Tensor, pattern: str, sparsity: float, params: dict) -> SparseFormat:
-    mask = patterns.get(pattern).project(weight.abs(), sparsity, **params)
-    return formats.encode(weight, mask, pattern, **params)
-
-
-def check(y: torch.Tensor, weight: torch.Tensor, x: torch.Tensor, label: str) -> None:
-    """Refuse to time a kernel whose product is wrong (float32 sums, scaled tolerance)."""
-    truth = weight @ x
-    tol = 1e-4 * float((weight.abs() @ x.abs()).max()) + 1e-6
-    error = float((y.reshape(truth.shape) - truth).abs().max())
-    if error > tol:
-        raise RuntimeError(f"{label}: max error {error:.3g} > {tol:.3g}; not timing a wrong kernel")
 
 
 def bandwidth_gbs(threads: int, repeats: int) -> dict[str, float]:
@@ -96,7 +88,7 @@ def bench_case(
     """Rows for one (shape, sparsity): one per N, every applicable column timed together."""
     M, K = shape
     gen = torch.Generator().manual_seed(0)
-    weight = torch.randn(M, K, generator=gen)
+    weight = gaussian(shape, gen)
     mats: dict[str, tuple[SparseFormat, str]] = {"dense": (DenseMatrix((M, K), weight), "dense")}
     for label, (pattern, params, backend, only) in SPARSE.items():
         if only is None or sparsity in only:
@@ -176,11 +168,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    parser.add_argument("--backend", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--jobs", type=int, default=1, help="processes encoding (cuda)")
     args = parser.parse_args(argv)
-    if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
-        parser.error("--threads and --repeats must be >= 1, --warmup >= 0")
+    if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.jobs < 1:
+        parser.error("--threads, --repeats and --jobs must be >= 1, --warmup >= 0")
     shapes = QUICK["shapes"] if args.quick else SHAPES
     sparsities = QUICK["sparsities"] if args.quick else SPARSITIES
+    if args.backend == "cuda":
+        import bench_kernels_cuda
+
+        command = sys.argv[1:] if argv is None else argv
+        bench_kernels_cuda.main(args, shapes, sparsities, NS, command)
+        return
 
     if not kernels.cpu_available():
         print("warning: compiled kernels unavailable; the 'cpu' columns are the reference kernels")

@@ -1,15 +1,67 @@
-"""What every benchmark script shares: CSV output and the machine section of its Markdown.
+"""What the benchmark scripts share: CSV output, the machine section of their Markdown, and
+the Gaussian test matrices projected and encoded per pattern (in parallel when asked).
 
 The scripts run as ``python scripts/bench_<name>.py``, which puts this folder on
-``sys.path``, so they import this module by its plain name.
+``sys.path``, so they import this module by its plain name (and so do the worker
+processes of :func:`encode_many`).
 """
 
 from __future__ import annotations
 
 import csv
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import torch
+
+from gsprune import formats, patterns
+from gsprune.formats.base import SparseFormat
 from gsprune.latency.machine import machine_facts, versions
+
+WEIGHT_SEED = 0
+
+
+def gaussian(shape: tuple[int, int], gen: torch.Generator | None = None) -> torch.Tensor:
+    """The benchmark weight of ``shape``: the first draw of ``gen`` (seeded WEIGHT_SEED)."""
+    gen = torch.Generator().manual_seed(WEIGHT_SEED) if gen is None else gen
+    return torch.randn(*shape, generator=gen)
+
+
+def encode(weight: torch.Tensor, pattern: str, sparsity: float, params: dict) -> SparseFormat:
+    """Project ``|weight|`` onto ``pattern`` at ``sparsity`` and store it in its format."""
+    mask = patterns.get(pattern).project(weight.abs(), sparsity, **params)
+    return formats.encode(weight, mask, pattern, **params)
+
+
+def _encode_gaussian(
+    shape: tuple[int, int], pattern: str, sparsity: float, params: dict
+) -> SparseFormat:
+    return encode(gaussian(shape), pattern, sparsity, params)
+
+
+def encode_many(shape: tuple[int, int], specs: dict, jobs: int = 1) -> dict[object, SparseFormat]:
+    """``{key: encode(gaussian(shape), pattern, sparsity, params)}`` for ``specs: {key:
+    (pattern, sparsity, params)}``; ``jobs > 1`` spreads them over that many processes
+    (spawned, one torch thread each: the large GS projections take seconds apiece)."""
+    if jobs <= 1:
+        weight = gaussian(shape)
+        return {key: encode(weight, *spec) for key, spec in specs.items()}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
+    ) as pool:
+        futures = {key: pool.submit(_encode_gaussian, shape, *spec) for key, spec in specs.items()}
+        return {key: future.result() for key, future in futures.items()}
+
+
+def check(y: torch.Tensor, weight: torch.Tensor, x: torch.Tensor, label: str) -> None:
+    """Refuse to time a kernel whose product is wrong (float32 sums, scaled tolerance)."""
+    truth = weight @ x
+    tol = 1e-4 * float((weight.abs() @ x.abs()).max()) + 1e-6
+    error = float((y.reshape(truth.shape) - truth).abs().max())
+    if not error <= tol:
+        raise RuntimeError(f"{label}: max error {error:.3g} > {tol:.3g}; not timing a wrong kernel")
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

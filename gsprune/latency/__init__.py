@@ -8,8 +8,11 @@ are looked up by name in ``BACKENDS``:
 - ``cpu``: wall-clock milliseconds of ``gsprune.kernels.matmul(fmt, x)``
   against ``torch.nn.functional.linear`` with the dense weight, on the same x,
   in the same process, interleaved (``timing.time_interleaved``), threads fixed;
-- ``cuda``: the same on the first CUDA device, each call followed by a device
-  synchronize; an error when no CUDA device is present;
+- ``cuda``: on the current CUDA device, the run's format with its GPU kernel
+  (``gsprune.kernels.gpu``: Triton for GS, cuSPARSE CSR, torch BSR, cuBLAS dense) beside
+  dense ``torch.matmul`` (cuBLAS) and ``torch.sparse`` CSR (cuSPARSE) of the same matrix,
+  timed with CUDA events after warm-up (``cuda_timing``); the GPU's name and clocks go
+  into the result. Without a CUDA device ``check_backend`` refuses it up front;
 - ``model``: H(V, B) steps from ``gsprune.latency.model`` (deterministic, N = 1).
 
 x is float32 [K, batch] drawn from a fixed seed (``X_SEED``), so every run
@@ -18,6 +21,8 @@ and every pattern sees the same input.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from gsprune.latency import model
-from gsprune.latency.machine import machine_facts, versions
+from gsprune.latency.machine import gpu_facts, machine_facts, versions
 from gsprune.latency.timing import TimingStats, time_interleaved
 from gsprune.registry import Registry
 
@@ -38,22 +43,37 @@ X_SEED = 0
 
 @dataclass(frozen=True)
 class LatencyBackend:
-    """A way to cost one layer: ``run(fmt, weight, **settings) -> dict`` in ``unit``."""
+    """A way to cost one layer: ``run(fmt, weight, **settings) -> dict`` in ``unit``.
+
+    ``check(format_name)``, when set, raises ValueError when the backend cannot run on
+    this machine, or cannot run formats of that name (None: any format); the runner calls
+    it through :func:`check_backend` before any training.
+    """
 
     name: str
     unit: str
     run: Callable[..., dict[str, Any]]
+    check: Callable[[str | None], None] | None = None
 
 
 BACKENDS: Registry[LatencyBackend] = Registry("latency backend")
 
 
-def _register(name: str, unit: str):
+def _register(name: str, unit: str, check: Callable[[str | None], None] | None = None):
     def add(run: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        BACKENDS.register(name)(LatencyBackend(name, unit, run))
+        BACKENDS.register(name)(LatencyBackend(name, unit, run, check))
         return run
 
     return add
+
+
+def check_backend(name: str, format_name: str | None = None) -> LatencyBackend:
+    """The backend ``name``; ValueError when it is unknown, cannot run on this machine, or
+    cannot run a format of ``format_name`` (e.g. 'cuda' without a GPU, or for N:M)."""
+    entry = BACKENDS.get(name)
+    if entry.check is not None:
+        entry.check(format_name)
+    return entry
 
 
 def _ratio(dense: float, sparse: float) -> float:
@@ -65,13 +85,12 @@ def _timed(
     fmt: SparseFormat,
     weight: torch.Tensor,
     *,
-    device: str,
     batch: int,
     threads: int,
     warmup: int,
     repeats: int,
 ) -> dict[str, Any]:
-    """Median ms of the sparse kernel and of dense F.linear on ``device``, interleaved.
+    """Median ms of the CPU sparse kernel and of dense F.linear, interleaved.
 
     The sparse kernel gets x as float32 [K, batch] (its layout), F.linear the
     same numbers as [batch, K] (its layout). Both results are compared once
@@ -80,33 +99,21 @@ def _timed(
     from gsprune import kernels  # imported here: building the kernels is not needed for "model"
 
     M, K = fmt.shape
-    x = torch.randn(K, batch, generator=torch.Generator().manual_seed(X_SEED)).to(device)
+    x = _x(K, batch)
     x_rows = x.T.contiguous()
-    w = weight.detach().to(device=device, dtype=torch.float32).contiguous()
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    w = weight.detach().to(dtype=torch.float32).contiguous()
 
     def sparse() -> None:
-        kernels.matmul(fmt, x, threads=threads, backend=device)
-        sync()
+        kernels.matmul(fmt, x, threads=threads, backend="cpu")
 
     def dense() -> None:
         F.linear(x_rows, w)
-        sync()
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        y_sparse = kernels.matmul(fmt, x, threads=threads, backend=device).reshape(M, batch)
-        y_dense = F.linear(x_rows, w).T
-        # fp32 sums in different orders: tolerance scaled by the size of the terms.
-        tol = 1e-4 * float((w.abs() @ x.abs()).max()) + 1e-6
-        error = float((y_sparse - y_dense).abs().max())
-        if error > tol:
-            raise ValueError(
-                f"latency: the {fmt.name!r} format does not hold the given dense weight of shape "
-                f"{tuple(weight.shape)} (max |sparse - dense| = {error:.3g} > {tol:.3g}); pass "
-                "the pruned weight (zeros included) that the format was encoded from."
-            )
+        y_sparse = kernels.matmul(fmt, x, threads=threads, backend="cpu").reshape(M, batch)
+        _check_holds(fmt, weight, w, x, y_sparse, F.linear(x_rows, w).T)
         stats: dict[str, TimingStats] = time_interleaved(
             {"sparse": sparse, "dense": dense}, warmup=warmup, repeats=repeats
         )
@@ -119,25 +126,121 @@ def _timed(
         "sparse_spread": stats["sparse"].spread_ms,
         "dense_spread": stats["dense"].spread_ms,
         "repeats": stats["sparse"].repeats,
-        "kernel": kernels.kernel_name(fmt, backend=device),
+        "kernel": kernels.kernel_name(fmt, backend="cpu"),
     }
+
+
+def _x(K: int, batch: int) -> torch.Tensor:
+    """The input every run and pattern sees: float32 [K, batch] from ``X_SEED``, on the CPU."""
+    return torch.randn(K, batch, generator=torch.Generator().manual_seed(X_SEED))
+
+
+def _check_holds(
+    fmt: SparseFormat,
+    weight: torch.Tensor,
+    w: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    y_dense: torch.Tensor,
+) -> None:
+    """ValueError unless ``y`` (a kernel's W @ x) matches ``y_dense`` (the dense product).
+
+    fp32 sums in different orders: the tolerance scales with the size of the terms.
+    """
+    tol = 1e-4 * float((w.abs() @ x.abs()).max()) + 1e-6
+    error = float((y.reshape(y_dense.shape) - y_dense).abs().max())
+    if not error <= tol:
+        raise ValueError(
+            f"latency: the {fmt.name!r} format does not hold the given dense weight of shape "
+            f"{tuple(weight.shape)} (max |sparse - dense| = {error:.3g} > {tol:.3g}); pass "
+            "the pruned weight (zeros included) that the format was encoded from."
+        )
 
 
 @_register("cpu", "ms")
 def _cpu(fmt: SparseFormat, weight: torch.Tensor, *, V: Any, B: Any, **timing: Any) -> dict:
     """Wall clock on the CPU; V and B (model-only settings) do not apply."""
-    return _timed(fmt, weight, device="cpu", **timing)
+    return _timed(fmt, weight, **timing)
 
 
-@_register("cuda", "ms")
-def _cuda(fmt: SparseFormat, weight: torch.Tensor, *, V: Any, B: Any, **timing: Any) -> dict:
-    """Wall clock on the first CUDA device; V and B (model-only settings) do not apply."""
+def _check_cuda(format_name: str | None) -> None:
+    """The 'cuda' backend needs a CUDA device, a GPU kernel for the format, and Triton for GS."""
     if not torch.cuda.is_available():
         raise ValueError(
-            "latency backend 'cuda' needs a CUDA device, and torch.cuda.is_available() is "
-            "False on this machine; accepted here: 'cpu' (measured) or 'model' (H(V, B) steps)."
+            "latency backend 'cuda' needs a CUDA device (an NVIDIA GPU that torch can use), "
+            f"and torch.cuda.is_available() is False on this machine (torch {torch.__version__}, "
+            f"built for CUDA {torch.version.cuda or 'none'}), so nothing was trained or timed. "
+            "Here use latency=cpu (compiled CPU kernels, measured) or latency=model (H(V, B) "
+            "steps); for GPU timings run on a machine whose GPU torch sees (check "
+            "CUDA_VISIBLE_DEVICES and the NVIDIA driver)."
         )
-    return _timed(fmt, weight, device="cuda", **timing)
+    if format_name is None:
+        return
+    from gsprune.kernels import gpu  # torch only; Triton is imported when a GS kernel runs
+
+    kernel = gpu.default_kernel(format_name)
+    if kernel == "gs_triton" and importlib.util.find_spec("triton") is None:
+        raise ValueError(
+            "latency backend 'cuda' runs GS formats with Triton, which is not installed; "
+            "install the triton version that torch pins (pip install triton)"
+        )
+
+
+@_register("cuda", "ms", check=_check_cuda)
+def _cuda(
+    fmt: SparseFormat,
+    weight: torch.Tensor,
+    *,
+    V: Any,
+    B: Any,
+    batch: int,
+    threads: int,
+    warmup: int,
+    repeats: int,
+) -> dict:
+    """CUDA-event time on the current CUDA device; V, B and threads do not apply.
+
+    Times the format's own GPU kernel ("sparse"), dense cuBLAS ("dense") and, for a
+    sparse format, cuSPARSE CSR of the same matrix ("torch_csr"), all on the same x.
+    """
+    from gsprune.formats.base import DenseMatrix
+    from gsprune.kernels import gpu
+    from gsprune.latency.cuda_timing import time_cuda_interleaved
+
+    device = torch.device("cuda")
+    w = weight.detach().to(dtype=torch.float32).contiguous()
+    dense_fmt = DenseMatrix(tuple(fmt.shape), w)
+    runs = {
+        "sparse": gpu.prepare(fmt, device),
+        "dense": gpu.prepare(dense_fmt, device, "dense_cublas"),
+    }
+    if fmt.name != "dense":
+        runs["torch_csr"] = gpu.prepare(fmt, device, "csr_cusparse")
+    x = _x(fmt.shape[1], batch).to(device)
+    w_device, y_dense = w.to(device), runs["dense"](x)
+    for run in runs.values():
+        _check_holds(fmt, weight, w_device, x, run(x), y_dense)
+    timed = time_cuda_interleaved(
+        {name: functools.partial(run, x) for name, run in runs.items()},
+        warmup=warmup,
+        repeats=repeats,
+    )
+    sparse, dense = timed["sparse"].stats, timed["dense"].stats
+    result = {
+        "sparse": sparse.median_ms,
+        "dense": dense.median_ms,
+        "speedup": _ratio(dense.median_ms, sparse.median_ms),
+        "sparse_spread": sparse.spread_ms,
+        "dense_spread": dense.spread_ms,
+        "repeats": sparse.repeats,
+        "kernel": runs["sparse"].label,
+    }
+    if "torch_csr" in timed:
+        csr = timed["torch_csr"].stats
+        result |= {"torch_csr": csr.median_ms, "torch_csr_spread": csr.spread_ms}
+    result["cuda_graphs"] = {name: timing.graph for name, timing in timed.items()}
+    result["device"] = gpu_facts(torch.cuda.current_device())  # clocks right after timing
+    return result
 
 
 @_register("model", "steps")
@@ -190,11 +293,14 @@ def measure(
     Returns for "cpu"/"cuda": ``{"sparse": ms, "dense": ms, "speedup",
     "sparse_spread", "dense_spread", "repeats", "kernel"}`` (medians and
     p90 - p10 spreads in ms; "kernel" names the kernel actually used, e.g.
-    "reference" when the compiled one is unavailable); for "model":
+    "reference" when the compiled one is unavailable); "cuda" adds "torch_csr"
+    and "torch_csr_spread" (cuSPARSE on the same matrix, for sparse formats),
+    "cuda_graphs" ({variant: timed as a CUDA graph replay}) and "device" (the GPU
+    and its clocks right after timing, ``gpu_facts``); for "model":
     ``{"sparse": steps, "dense": steps, "speedup", "V", "B", "conflict_steps",
     "lane_utilization"}``. ``speedup = dense / sparse``.
     """
-    entry = BACKENDS.get(backend)
+    entry = check_backend(backend, fmt.name)
     if tuple(dense_weight.shape) != tuple(fmt.shape):
         raise ValueError(
             f"measure: dense_weight has shape {tuple(dense_weight.shape)} but the {fmt.name!r} "
@@ -246,6 +352,9 @@ def summarize(
     used = sorted({r["kernel"] for r in layer_results.values() if "kernel" in r})
     if used and "kernel" not in settings:
         settings["kernel"] = "+".join(used)
+    devices = [r["device"] for r in layer_results.values() if "device" in r]
+    if devices and "device" not in settings:
+        settings["device"] = devices[-1]
     return {
         "unit": entry.unit,
         "sparse": sparse,
@@ -260,6 +369,8 @@ __all__ = [
     "BACKENDS",
     "X_SEED",
     "LatencyBackend",
+    "check_backend",
+    "gpu_facts",
     "TimingStats",
     "machine_facts",
     "measure",

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -79,7 +81,78 @@ def machine_facts() -> dict[str, Any]:
         "torch_interop_threads": torch.get_num_interop_threads(),
         "env": {name: os.environ.get(name) for name in THREAD_ENV},
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda": gpu_facts() if torch.cuda.is_available() else None,
     }
+
+
+# nvidia-smi fields read by gpu_facts, under the names the record uses.
+SMI_FIELDS = {
+    "driver_version": "driver",
+    "clocks.sm": "sm_clock_mhz",
+    "clocks.mem": "mem_clock_mhz",
+    "clocks.max.sm": "max_sm_clock_mhz",
+    "clocks.max.mem": "max_mem_clock_mhz",
+    "temperature.gpu": "temperature_c",
+    "power.draw": "power_w",
+}
+
+
+def gpu_facts(device: int = 0) -> dict[str, Any]:
+    """The CUDA device a timing ran on: name, capability, size, and its clocks right now.
+
+    Clocks, driver, temperature and power come from ``nvidia-smi`` (absent keys when it is
+    not installed or fails): read them right after timing to see the clocks the kernels
+    ran at (an idle GPU drops its SM clock). ValueError when torch sees no CUDA device.
+    """
+    if not torch.cuda.is_available():
+        raise ValueError("gpu_facts: torch.cuda.is_available() is False on this machine")
+    props = torch.cuda.get_device_properties(device)
+    facts: dict[str, Any] = {
+        "name": props.name,
+        "capability": f"{props.major}.{props.minor}",
+        "multiprocessors": props.multi_processor_count,
+        "memory_gib": round(props.total_memory / 2**30, 1),
+        "l2_cache_mib": round(getattr(props, "L2_cache_size", 0) / 2**20, 1),
+        "torch_cuda": torch.version.cuda,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+    }
+    return facts | _smi(str(getattr(props, "uuid", "")), device)
+
+
+def _smi(uuid: str, device: int) -> dict[str, Any]:
+    """``SMI_FIELDS`` of one GPU from nvidia-smi, or {}: found by its UUID when torch gives
+    one (CUDA_VISIBLE_DEVICES may renumber), else by torch's index."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return {}
+    targets = [f"GPU-{uuid}" if uuid and not uuid.startswith("GPU-") else uuid, str(device)]
+    for target in filter(None, targets):
+        command = [smi, f"--id={target}", f"--query-gpu={','.join(SMI_FIELDS)}"]
+        try:
+            out = subprocess.run(
+                [*command, "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        values = [value.strip() for value in out.splitlines()[0].split(",")] if out else []
+        if len(values) == len(SMI_FIELDS):
+            return {
+                key: value if key == "driver" else _number(value)
+                for key, value in zip(SMI_FIELDS.values(), values, strict=True)
+            }
+    return {}
+
+
+def _number(text: str) -> float | None:
+    """nvidia-smi's value as a number; None for "[N/A]" and other non-numbers."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def versions() -> dict[str, str | None]:

@@ -50,12 +50,33 @@ class TimingStats:
         return asdict(self)
 
 
-def _check_count(name: str, value: int, minimum: int) -> None:
+def _check_count(who: str, name: str, value: int, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(
-            f"time_interleaved: {name}={value!r} is not accepted; {name} must be an "
-            f"integer >= {minimum}."
+            f"{who}: {name}={value!r} is not accepted; {name} must be an integer >= {minimum}."
         )
+
+
+def check_callables(
+    who: str, fns: dict[str, Callable[[], object]], warmup: int, repeats: int
+) -> None:
+    """ValueError (naming ``who``) unless fns is a non-empty dict of callables, warmup >= 0
+    and repeats >= 1."""
+    if not fns:
+        raise ValueError(f"{who}: fns is empty; pass a dict {{name: callable}} of 1+ items")
+    for name, fn in fns.items():
+        if not callable(fn):
+            raise ValueError(
+                f"{who}: fns[{name!r}] is a {type(fn).__name__}, not a callable; "
+                "every value must be a function taking no arguments."
+            )
+    _check_count(who, "warmup", warmup, 0)
+    _check_count(who, "repeats", repeats, 1)
+
+
+def rotation(names: list[str], r: int) -> list[str]:
+    """The call order of round ``r``: ``names`` rotated left by r, so no name is always first."""
+    return names[r % len(names) :] + names[: r % len(names)]
 
 
 def time_interleaved(
@@ -77,16 +98,7 @@ def time_interleaved(
     Returns ``{name: TimingStats}`` in the order of ``fns``; every entry has
     the same number of repeats. The callables' return values are discarded.
     """
-    if not fns:
-        raise ValueError("time_interleaved: fns is empty; pass a dict {name: callable} of 1+ items")
-    for name, fn in fns.items():
-        if not callable(fn):
-            raise ValueError(
-                f"time_interleaved: fns[{name!r}] is a {type(fn).__name__}, not a callable; "
-                "every value must be a function taking no arguments."
-            )
-    _check_count("warmup", warmup, 0)
-    _check_count("repeats", repeats, 1)
+    check_callables("time_interleaved", fns, warmup, repeats)
     if min_time_s is not None and not (
         isinstance(min_time_s, int | float) and 0 <= min_time_s < math.inf
     ):
@@ -96,13 +108,8 @@ def time_interleaved(
         )
 
     names = list(fns)
-    n = len(names)
-
-    def order(r: int) -> list[str]:
-        return names[r % n :] + names[: r % n]
-
     for r in range(warmup):
-        for name in order(r):
+        for name in rotation(names, r):
             fns[name]()
 
     samples: dict[str, list[int]] = {name: [] for name in names}
@@ -110,7 +117,7 @@ def time_interleaved(
     total_ns = 0
     r = 0
     while r < repeats or total_ns < budget_ns:
-        for name in order(warmup + r):  # the rotation continues from the warm-up
+        for name in rotation(names, warmup + r):  # continues from the warm-up
             fn = fns[name]
             start = time.perf_counter_ns()
             fn()

@@ -6,6 +6,7 @@ import signal
 import time
 
 import pytest
+import torch
 
 BAD_INPUT = [
     (["sparsity=1.2"], "sparsity=1.2"),
@@ -16,6 +17,7 @@ BAD_INPUT = [
     (["prune.score=nope"], "nope"),
     (["latency.backends=[nope]"], "nope"),
     (["task.dense.epochs=0"], "task.dense.epochs=0"),
+    *([(["latency=cuda"], "needs a CUDA device")] if not torch.cuda.is_available() else []),
 ]
 
 
