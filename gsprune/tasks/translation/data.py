@@ -32,6 +32,7 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
+from gsprune.tasks.base import check_number
 from gsprune.tasks.translation import ding, wmt16
 from gsprune.tasks.translation.corpus import SPLITS, Corpus, load_corpus
 from gsprune.tasks.translation.prepare import (
@@ -115,8 +116,6 @@ def prepare_ding(
     entries read up to there). Deterministic: the same file and settings give
     byte-identical files. meta.json records the extraction counts.
     """
-    from gsprune.tasks.base import check_number
-
     s = resolve_settings(settings, DING_DEFAULTS, "translation")
     src, tgt = _languages(s, "translation")
     check_number(s["valid_size"], "translation.valid_size", 1, integer=True)

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from gsprune.checkpoints import file_lock
+from gsprune.tasks.base import check_choice, check_number
 from gsprune.tasks.translation.corpus import (
     FORMAT_VERSION,
     SPLITS,
@@ -87,8 +88,6 @@ def resolve_settings(
     caller). Only resolved settings enter cache keys, so ``{}`` and the
     defaults written out give the same corpus.
     """
-    from gsprune.tasks.base import check_choice, check_number
-
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(defaults))
     if unknown:

@@ -80,7 +80,7 @@ def find_raw_files(raw_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
         for lang in LANGS:
             hit = next((by_name[c] for c in eval_candidates(name, lang) if c in by_name), None)
             if hit is None:
-                missing.append(f"{name}.{lang} (or {eval_candidates(name, lang)[1]})")
+                missing.append(f"{name}.{lang} (or {name}-*-{{src,ref}}.{lang}.sgm)")
             else:
                 found.setdefault(name, {})[lang] = hit
     if missing:

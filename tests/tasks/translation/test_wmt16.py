@@ -177,7 +177,7 @@ def test_missing_raw_files_named_in_one_paragraph(tmp_path, raw_sgm, capsys):
     assert load_script().main([str(raw), "--out", str(out)]) == 2
     message = capsys.readouterr().err
     assert message.startswith("prepare_wmt16: ") and message.count("\n") == 1
-    assert "commoncrawl.de-en.de, newstest2014.de (or newstest2014-ende-src.de.sgm)" in message
+    assert "commoncrawl.de-en.de, newstest2014.de (or newstest2014-*-{src,ref}.de.sgm)" in message
     assert "dev.tgz" in message
     assert not out.exists()
     with pytest.raises(FileNotFoundError, match="does not exist"):
