@@ -32,6 +32,7 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
+from gsprune.tasks.base import check_number
 from gsprune.tasks.translation import ding, wmt16
 from gsprune.tasks.translation.corpus import SPLITS, Corpus, load_corpus
 from gsprune.tasks.translation.prepare import (
@@ -107,7 +108,7 @@ def prepare_ding(
 ) -> Corpus:
     """The embedded corpus from the Ding dictionary, prepared once under ``cache_root/<key>/``.
 
-    ``settings``: ``DING_DEFAULTS`` keys (see ``prepare.COMMON_KEYS``), plus
+    ``settings``: ``DING_DEFAULTS`` keys (see ``prepare.resolve_settings``), plus
     ``valid_size``/``test_size`` (sentence pairs; ``ding.split_pairs``),
     ``phrases`` (add the phrase pairs to training, less those sharing a
     German or an English text with a validation or test sentence) and
@@ -115,8 +116,6 @@ def prepare_ding(
     entries read up to there). Deterministic: the same file and settings give
     byte-identical files. meta.json records the extraction counts.
     """
-    from gsprune.tasks.base import check_number
-
     s = resolve_settings(settings, DING_DEFAULTS, "translation")
     src, tgt = _languages(s, "translation")
     check_number(s["valid_size"], "translation.valid_size", 1, integer=True)
@@ -133,8 +132,8 @@ def prepare_ding(
         found = ding.extract(lines, s["limit"])
         splits = ding.split_pairs(found.sentences, s["valid_size"], s["test_size"], s["seed"])
         held_out = [p for name in ("valid", "test") for p in splits[name]]
-        seen = {p.de for p in held_out} | {p.en for p in held_out}
-        phrases = [p for p in found.phrases if p.de not in seen and p.en not in seen]
+        held_de, held_en = {p.de for p in held_out}, {p.en for p in held_out}
+        phrases = [p for p in found.phrases if p.de not in held_de and p.en not in held_en]
         out.mkdir()
         for split in SPLITS:
             extra = phrases if split == "train" and s["phrases"] else []
@@ -162,11 +161,12 @@ def prepare_wmt16(
 ) -> Corpus:
     """The paper-scale corpus from the raw WMT16 En-De files under ``raw_dir``, in ``out_dir``.
 
-    ``settings``: ``WMT16_DEFAULTS`` keys. Training = Europarl v7 + Common
-    Crawl + News Commentary v11 (in that order), validation = newstest2015,
-    test = newstest2014 (``wmt16``). Missing or empty raw files raise before
-    any work. An ``out_dir`` already holding this preparation (same raw files
-    and settings) is returned as is.
+    ``settings``: ``WMT16_DEFAULTS`` keys (see ``prepare.resolve_settings``).
+    Training = Europarl v7 + Common Crawl + News Commentary v11 (in that
+    order), validation = newstest2015, test = newstest2014 (``wmt16``).
+    Missing, empty or misaligned raw files raise before any work. An
+    ``out_dir`` already holding this preparation (same raw files and
+    settings) is returned as is; one prepared otherwise is prepared again.
     """
     s = resolve_settings(settings, WMT16_DEFAULTS, "wmt")
     src, tgt = _languages(s, "wmt")

@@ -7,12 +7,15 @@ usage examples), aligned by position. A part lists synonymous *alternatives*
 separated by ``;`` and carries annotations. This module turns it into pairs:
 
 1. Parts: lines whose sides hold different numbers of parts are skipped
-   (none in the 2023-01-30 file), and so are comment lines (``#``).
+   (1 of 206,233 entries in the 2023-01-30 file), and so are comment lines
+   (``#``).
 2. Alternatives: each part is split at ``;`` outside brackets (``{prp; +Dat.}``
    and ``/bu.; bsh./`` stay whole). Pairing: equal counts pair by position (the
    dictionary lists parallel alternatives in the same order); one alternative
    against n pairs it with each of the n (every one of them translates it);
-   other unequal counts (m, n > 1, m != n) have no alignment and are dropped.
+   other unequal counts (m, n > 1, m != n) have no alignment and are dropped
+   (25,667 part pairs in that file). Pairing by position only would give
+   19,236 sentence pairs instead of 22,318.
 3. Annotations (``clean``): ``{f}``/``{vt}``/``{prp; +Dat.}`` (grammar),
    ``[ugs.]``/``[Am.]`` (register, region, domain), ``<Aalmolch>`` (search
    keywords), ``~Scheffel`` (cross references) and `` /IFP/`` (abbreviations)
@@ -21,15 +24,21 @@ separated by ``;`` and carries annotations. This module turns it into pairs:
    and is removed with its text; one inside the text marks optional words
    (``I have a feeling (that) it is``, ``Geh(t) mit Gott!``), whose brackets
    are removed and words kept. Whitespace is collapsed and a space left
-   before ``. , ? ! ; :`` by a removal is dropped.
+   before ``. , ? ! ; :`` by a removal is dropped. Then the corpus
+   normalization (``text.normalize``: NFKC, so ``…`` becomes ``...``; ASCII
+   quotes, so ``It’s`` becomes ``It's``).
 4. Sentences (``is_sentence``): both sides start with an upper-case letter, end
    in ``.``, ``?`` or ``!``, hold no placeholder (``PLACEHOLDERS``: sb., sth.,
    etw., jdm., jdn., jds., jd., jmd., with or without the dot, and ``…``/``...``
-   fragments) and nothing unbalanced is left of the brackets. Every other pair
-   with two non-empty sides is a *phrase* pair (headwords, inflections,
-   collocations; placeholders stay, sth. <-> etw. is consistent).
+   fragments) and nothing unbalanced is left of the brackets. There is no
+   minimum length (DESIGN's ">= 4 English words" would keep 20,262 of the
+   22,318; the median is 7 words). Every other pair with two non-empty sides
+   is a *phrase* pair (headwords, inflections, collocations; placeholders
+   stay, sth. <-> etw. is consistent).
 5. Duplicates are removed (the first occurrence in file order is kept), and a
-   pair that is a sentence is never also listed as a phrase.
+   pair that is a sentence is never also listed as a phrase. The 2023-01-30
+   file gives 22,318 sentence pairs and 532,440 phrase pairs (1.9M words
+   against the sentences' 0.33M).
 
 The split (``split_pairs``) groups pairs that share a German or an English
 sentence (union-find), so that no sentence appears in two splits, and gives

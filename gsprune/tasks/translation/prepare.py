@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from gsprune.checkpoints import file_lock
+from gsprune.tasks.base import check_choice, check_number
 from gsprune.tasks.translation.corpus import (
     FORMAT_VERSION,
     SPLITS,
@@ -66,29 +67,26 @@ ENCODE_CHUNK = 20_000  # sentences encoded per sentencepiece call (bounded memor
 
 # -- settings -------------------------------------------------------------------------
 
-# Preparation settings both scales share (each scale has its own defaults).
-COMMON_KEYS = (
-    "vocab_size",  # joint sentencepiece vocabulary size
-    "model_type",  # bpe | unigram (bpe trains in seconds, unigram in minutes)
-    "character_coverage",  # sentencepiece: fraction of characters kept as pieces
-    "input_sentence_size",  # sentencepiece: sample this many training lines (0: all)
-    "max_tokens_per_sentence",  # training pairs with a longer side (pieces) are dropped
-    "max_length_ratio",  # null, or training pairs with longer/shorter above it are dropped
-    "seed",  # sentencepiece sampling and the Ding split
-)
-
 
 def resolve_settings(
     settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], what: str
 ) -> dict[str, Any]:
     """``defaults`` updated by ``settings``, checked; unknown keys or bad values raise ValueError.
 
-    Checks the ``COMMON_KEYS`` (``defaults`` may hold more, checked by the
-    caller). Only resolved settings enter cache keys, so ``{}`` and the
-    defaults written out give the same corpus.
-    """
-    from gsprune.tasks.base import check_choice, check_number
+    Checks the keys both scales share (``defaults`` may hold more, checked by
+    the caller)::
 
+        vocab_size               joint sentencepiece vocabulary size (>= 8)
+        model_type               bpe | unigram (bpe trains in seconds, unigram in minutes)
+        character_coverage       sentencepiece: fraction of characters kept as pieces
+        input_sentence_size      sentencepiece: learn from this many sampled lines (0: all)
+        max_tokens_per_sentence  training pairs with a longer side (pieces) are dropped
+        max_length_ratio         null, or training pairs with longer/shorter above it dropped
+        seed                     sentencepiece's sampling (and the Ding split)
+
+    Only resolved settings enter cache keys, so ``{}`` and the defaults
+    written out give the same corpus.
+    """
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(defaults))
     if unknown:
@@ -111,9 +109,8 @@ def resolve_settings(
 
 # -- preparation ----------------------------------------------------------------------
 
-TextFiles = Mapping[
-    str, tuple[Path, Path]
-]  # split -> (source file, target file), one line a sentence
+# split -> (source file, target file) of normalized text, one sentence a line
+TextFiles = Mapping[str, tuple[Path, Path]]
 
 
 def corpus_key(fingerprint: Mapping[str, Any]) -> str:

@@ -53,7 +53,8 @@ def find_raw_files(raw_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
     Looks at every file below ``raw_dir`` by name (several copies of a name:
     the one nearest ``raw_dir``, then in path order). Raises FileNotFoundError
     in one paragraph naming every missing file and where to get it, and
-    ValueError for an empty file, before anything is read.
+    ValueError for an empty file or two files of one set with different
+    sentence counts (a quick pass that counts lines), before any other work.
     """
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
@@ -79,7 +80,7 @@ def find_raw_files(raw_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
         for lang in LANGS:
             hit = next((by_name[c] for c in eval_candidates(name, lang) if c in by_name), None)
             if hit is None:
-                missing.append(f"{name}.{lang} (or {eval_candidates(name, lang)[1]})")
+                missing.append(f"{name}.{lang} (or {name}-*-{{src,ref}}.{lang}.sgm)")
             else:
                 found.setdefault(name, {})[lang] = hit
     if missing:
@@ -93,7 +94,26 @@ def find_raw_files(raw_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
     empty = [str(p) for files in found.values() for p in files.values() if p.stat().st_size == 0]
     if empty:
         raise ValueError(f"empty WMT16 file(s): {', '.join(empty)}; expected text")
+    for files in found.values():
+        counts = {lang: count_sentences(path) for lang, path in files.items()}
+        if len(set(counts.values())) != 1:
+            listing = ", ".join(f"{files[lang]} ({n})" for lang, n in counts.items())
+            raise ValueError(
+                f"WMT16 files hold different numbers of sentences: {listing}; expected "
+                "aligned files (one sentence a line, or one <seg> a line)"
+            )
     return found
+
+
+def count_sentences(path: Path) -> int:
+    """Sentences in a raw file: ``<seg>`` lines of an .sgm file, else lines (read in blocks)."""
+    if path.suffix == ".sgm":
+        return sum(1 for _ in read_lines(path))
+    count, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 24):
+            count, last = count + block.count(b"\n"), block[-1:]
+    return count + (last != b"\n")
 
 
 def read_lines(path: Path) -> Iterator[str]:
