@@ -246,9 +246,14 @@ def load_corpus(root: str | os.PathLike, src: str, tgt: str, hint: str = "") -> 
         lengths = set()
         for lang in (src, tgt):
             stem = root / split_prefix(split, src, tgt, lang)
-            n = len(
-                read_index(stem.with_name(stem.name + ".idx"), stem.with_name(stem.name + ".bin"))
-            )
+            try:
+                n = len(
+                    read_index(
+                        stem.with_name(stem.name + ".idx"), stem.with_name(stem.name + ".bin")
+                    )
+                )
+            except ValueError as err:
+                raise ValueError(f"{err}{tail}") from err
             lines = count_lines(root / f"{split}.raw.{lang}")
             if lines != n:
                 raise ValueError(

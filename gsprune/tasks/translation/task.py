@@ -142,17 +142,18 @@ class TranslationTask(Task):
     def _load_paper_corpus(self) -> Corpus:
         data_dir = self.cfg.get("data_dir")
         if data_dir in (None, "", "???"):
-            data_dir = "data/wmt16"
-        try:
-            return load_corpus(Path(data_dir), self.source, self.target)
-        except (FileNotFoundError, ValueError) as err:
-            raise type(err)(
-                f"task {self.cfg['name']}: no prepared WMT16 corpus in {data_dir} ({err}). "
-                "Prepare it from the raw WMT16 files you have (Europarl v7, Common Crawl, News "
-                "Commentary v11, newstest2015 and newstest2014) with `python "
-                "scripts/prepare_wmt16.py RAW_DIR --out DIR` and pass task.data_dir=DIR; "
+            raise ValueError(
+                f"task {self.cfg['name']}: data_dir is not set; pass task.data_dir=DIR, a corpus "
+                "prepared by `python scripts/prepare_wmt16.py RAW_DIR --out DIR`; "
                 f"{EMBEDDED_HINT}"
-            ) from err
+            )
+        hint = (
+            f"task {self.cfg['name']} reads the WMT16 corpus that `python scripts/prepare_wmt16.py "
+            f"RAW_DIR --out {data_dir}` prepares from the raw WMT16 files you have (Europarl v7, "
+            "Common Crawl, News Commentary v11, newstest2015, newstest2014); pass "
+            f"task.data_dir=DIR for another folder, {EMBEDDED_HINT}."
+        )
+        return load_corpus(Path(data_dir).absolute(), self.source, self.target, hint=hint)
 
     # -- the Task interface ---------------------------------------------------------------
 
