@@ -370,6 +370,43 @@ class ImageTask(Task):
         self.build_model()  # a bad model name or model_args fails here, before any data work
         self.data.check()
 
+    weight_sources = ("torchvision",)
+
+    def named_weights(self, source: str) -> Path:
+        """``torchvision`` (the model's DEFAULT weights) or ``torchvision:NAME`` (e.g.
+        ``torchvision:IMAGENET1K_V1``, the 76.1% top-1 ResNet-50), from the local torch
+        hub cache only: ``torch.hub.get_dir()/checkpoints/<file name of the weights' url>``.
+        """
+        prefix, _, name = source.partition(":")
+        if prefix not in self.weight_sources:
+            return super().named_weights(source)
+        model = str(self.cfg.get("model"))
+        try:
+            enum = torchvision.models.get_model_weights(model)
+        except (ValueError, KeyError):
+            raise ValueError(
+                f"task.dense.init={source!r}: model={model!r} has no torchvision weights; "
+                "accepted: a torchvision classification model (resnet50, ...) or a path "
+                "to a state-dict file"
+            ) from None
+        try:
+            weights = enum[name] if name else enum.DEFAULT
+        except KeyError:
+            names = ", ".join(w.name for w in enum)
+            raise ValueError(
+                f"task.dense.init={source!r}: {enum.__name__} has no {name!r}; accepted: "
+                f"torchvision (DEFAULT) or torchvision:NAME with NAME one of {names}"
+            ) from None
+        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"task.dense.init={source!r}: {enum.__name__}.{weights.name} is not in the "
+                f"local torch hub cache (looked for {path}); gsprune never downloads. Put the "
+                f"file there from a machine with network access (`curl -L {weights.url} -o "
+                f"{path}`; TORCH_HOME moves the cache), or pass its path as task.dense.init"
+            )
+        return path
+
     def describe(self) -> dict[str, str]:
         cfg = self.cfg
         return {
