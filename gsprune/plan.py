@@ -31,7 +31,7 @@ from gsprune.patterns.base import Pattern, check_sparsity
 from gsprune.pruning import pruning_steps
 from gsprune.pruning.scores import SCORES
 from gsprune.records import RUN_ONLY_KEYS, record_path
-from gsprune.tasks.base import Task, check_choice, check_number
+from gsprune.tasks.base import Task, check_choice, check_number, map_batch
 from gsprune.views import gemm_view, prunable_parameters
 from gsprune.weights import DenseInit, check_fits, read_state_dict, resolve_init
 
@@ -40,6 +40,7 @@ PRUNE_METHODS = ("gmp", "oneshot")
 TIMED_BACKENDS = ("cpu", "cuda")
 MAX_THREADS = 1024
 MAX_LATENCY_BATCH = 4096
+MAX_REPEATS = 100_000
 
 
 class RunError(Exception):
@@ -142,6 +143,7 @@ def plan(cfg: DictConfig) -> RunPlan:
             state = read_state_dict(run_plan.dense_init.path)
             check_fits(model, state, f"task.dense.init={init!r} ({run_plan.dense_init.path})")
         run_plan.schedule = fine_tuning_schedule(task, config["prune"])
+        _check_forward(task, model)
     except (ValueError, TypeError, FileNotFoundError, KeyError, OverflowError) as err:
         raise RunError(str(err).strip("'\"")) from err
     return run_plan
@@ -170,7 +172,7 @@ def _check_threads(value: Any, name: str) -> None:
 
 def _check_prune(prune: dict[str, Any], sparsity: float) -> None:
     check_choice(prune["method"], "prune.method", PRUNE_METHODS)
-    score = SCORES.get(prune["score"])
+    score = SCORES.get(check_choice(prune["score"], "prune.score", tuple(SCORES.names())))
     initial = check_number(prune["initial_sparsity"], "prune.initial_sparsity", minimum=0.0)
     if not 0.0 <= initial <= sparsity:
         raise ValueError(f"prune.initial_sparsity={initial} must lie in [0, sparsity={sparsity}]")
@@ -206,8 +208,9 @@ def _check_latency(settings: dict[str, Any]) -> None:
         )
     _check_threads(settings["threads"], "latency.threads")
     timed = any(backend in TIMED_BACKENDS for backend in backends)
-    check_number(settings["warmup"], "latency.warmup", minimum=0, integer=True)
-    check_number(settings["repeats"], "latency.repeats", minimum=1 if timed else 0, integer=True)
+    check_number(settings["warmup"], "latency.warmup", 0, integer=True, maximum=MAX_REPEATS)
+    least = 1 if timed else 0
+    check_number(settings["repeats"], "latency.repeats", least, integer=True, maximum=MAX_REPEATS)
     model = settings["model"]
     latency.model.check_machine(model["V"], model["B"])
 
@@ -227,6 +230,23 @@ def _check_prunable(run_plan: RunPlan, model: torch.nn.Module) -> None:
             run_plan.pattern.check_shape(tuple(gemm_view(param).shape), run_plan.pattern_params)
         except ValueError as err:
             raise ValueError(f"layer {name}: {err}") from None
+
+
+def _check_forward(task: Task, model: torch.nn.Module) -> None:
+    """One eval example through ``task.loss``: a model that cannot run on the data fails here."""
+    _, eval_loader = task.loaders()
+    example = map_batch(next(iter(eval_loader)), lambda tensor: tensor[:1])
+    model.eval()
+    try:
+        with torch.no_grad():
+            task.loss(model, example)
+    except (RuntimeError, ValueError, TypeError, IndexError, OverflowError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "no detail"
+        raise ValueError(
+            f"the task's model does not run on one example of its data ({type(err).__name__}: "
+            f"{first}); accepted: task.model and task.model_args that fit the data "
+            f"(task.model={task.cfg.get('model')!r}, task.model_args={task.cfg.get('model_args')})"
+        ) from err
 
 
 def fine_tuning_schedule(task: Task, prune: dict[str, Any]) -> Schedule:

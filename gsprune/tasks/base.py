@@ -51,6 +51,7 @@ from gsprune.tasks.data import distributed
 from gsprune.views import gemm_columns
 
 PHASES = ("dense", "finetune")
+MAX_EPOCHS = 10_000
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "linear", "step")
 PHASE_DEFAULTS: dict[str, Any] = {
@@ -285,7 +286,14 @@ class Task(ABC):
             # Zero dense epochs would cache an untrained model as the dense baseline,
             # unless the dense weights are given (then nothing is trained).
             least = 1 if phase == "dense" and init is None else 0
-            check_number(merged.get("epochs"), f"{where}.epochs", minimum=least, integer=True)
+            epochs = merged.get("epochs")
+            if least and epochs == 0:
+                raise ValueError(
+                    f"{where}.epochs=0 is accepted only with {where}.init (given dense "
+                    "weights); without it the dense model must train: an integer in 1..10000"
+                )
+            check_number(epochs, f"{where}.epochs", least, integer=True, maximum=MAX_EPOCHS)
+            check_flag(merged["nesterov"], f"{where}.nesterov")
             check_number(merged.get("lr"), f"{where}.lr", minimum=0.0, strict=True)
             check_number(merged["weight_decay"], f"{where}.weight_decay", minimum=0.0)
             check_number(merged["momentum"], f"{where}.momentum", minimum=0.0)
@@ -408,19 +416,32 @@ def check_number(
     minimum: float,
     strict: bool = False,
     integer: bool = False,
+    maximum: float | None = None,
 ) -> float:
-    """``value`` as a finite number >= ``minimum`` (> when ``strict``), or a ValueError naming it.
+    """``value`` as a finite number >= ``minimum`` (> when ``strict``) and <= ``maximum``,
+    or a ValueError naming it.
 
     Strings, booleans, lists and NaN/inf are refused (Hydra parses ``x=abc`` as a string).
     """
     kind = "an integer" if integer else "a finite number"
     bound = f"{'>' if strict else '>='} {minimum}"
+    if maximum is not None:
+        bound += f" and <= {maximum}"
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     ok = ok and math.isfinite(value)
     if ok and integer:
         ok = float(value).is_integer()
+    if ok and maximum is not None:
+        ok = value <= maximum
     if not ok or (value <= minimum if strict else value < minimum):
         raise ValueError(f"{name}={value!r} is not accepted; it must be {kind} {bound}")
+    return value
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` if it is a boolean, else a ValueError naming it (``x=abc`` is a string)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} is not accepted; it must be true or false")
     return value
 
 

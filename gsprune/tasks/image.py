@@ -42,7 +42,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from gsprune.registry import Registry
 from gsprune.tasks import register
-from gsprune.tasks.base import Evaluation, Task, check_choice, check_number, model_device
+from gsprune.tasks.base import (
+    Evaluation,
+    Task,
+    check_choice,
+    check_flag,
+    check_number,
+    model_device,
+)
 from gsprune.tasks.data import (
     FASHION_MNIST_FILES,
     FASHION_MNIST_MEAN,
@@ -243,8 +250,13 @@ class FashionMNIST(ImageData):
         if subset is not None:
             check_number(subset, "task.fashion_mnist.train_subset", minimum=1, integer=True)
         check_number(
-            self.settings["crop_padding"], "task.fashion_mnist.crop_padding", 0, integer=True
+            self.settings["crop_padding"],
+            "task.fashion_mnist.crop_padding",
+            0,
+            integer=True,
+            maximum=28,
         )
+        check_flag(self.settings["flip"], "task.fashion_mnist.flip")
         self.datasets()  # parses and validates the four files now, before any training
 
     def build(self) -> tuple[Dataset, Dataset]:
@@ -355,8 +367,13 @@ class ImageTask(Task):
         check_choice(cfg.get("scale"), "task.scale", SCALES)
         for key in ("batch_size", "eval_batch_size"):
             check_number(cfg.get(key), f"task.{key}", minimum=1, integer=True)
-        check_number(cfg.get("num_workers", 0), "task.num_workers", minimum=0, integer=True)
-        check_number(cfg.get("label_smoothing", 0.0), "task.label_smoothing", minimum=0.0)
+        workers = cfg.get("num_workers", 0)
+        check_number(workers, "task.num_workers", minimum=0, integer=True, maximum=256)
+        check_number(cfg.get("label_smoothing", 0.0), "task.label_smoothing", 0.0, maximum=1.0)
+        for key in ("amp", "channels_last"):
+            check_flag(cfg.get(key, False), f"task.{key}")
+        if not isinstance(cfg.get("data_dir"), str | None):
+            raise ValueError(f"task.data_dir={cfg.get('data_dir')!r} must be a directory path")
         for key in ("include", "exclude"):
             patterns = cfg.get(key)
             if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
