@@ -200,7 +200,7 @@ def _check_latency(settings: dict[str, Any]) -> None:
             f"backend names from: {', '.join(latency.BACKENDS.names())}"
         )
     for backend in backends:
-        latency.BACKENDS.get(backend)
+        check_choice(backend, "latency.backends", tuple(latency.BACKENDS.names()))
     batch = check_number(settings["batch"], "latency.batch", minimum=1, integer=True)
     if batch > MAX_LATENCY_BATCH:
         raise ValueError(

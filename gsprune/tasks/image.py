@@ -366,7 +366,7 @@ class ImageTask(Task):
         check_choice(cfg.get("kind"), "task.kind", ("image",))
         check_choice(cfg.get("scale"), "task.scale", SCALES)
         for key in ("batch_size", "eval_batch_size"):
-            check_number(cfg.get(key), f"task.{key}", minimum=1, integer=True)
+            check_number(cfg.get(key), f"task.{key}", minimum=1, integer=True, maximum=65536)
         workers = cfg.get("num_workers", 0)
         check_number(workers, "task.num_workers", minimum=0, integer=True, maximum=256)
         check_number(cfg.get("label_smoothing", 0.0), "task.label_smoothing", 0.0, maximum=1.0)
