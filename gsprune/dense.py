@@ -38,6 +38,11 @@ log = logging.getLogger("gsprune")
 def dense_key(run_plan: RunPlan) -> tuple[str, dict[str, Any]]:
     """``(key, fingerprint)`` of this run's dense model (see the module doc)."""
     fingerprint: dict[str, Any] = {"task": run_plan.task.fingerprint()}
+    recipe = fingerprint["task"].get("dense")
+    if isinstance(recipe, dict):
+        # The init source is keyed below (with its sha256); without one the key stays
+        # what it was before task.dense.init existed, so existing caches stay valid.
+        fingerprint["task"]["dense"] = {k: v for k, v in recipe.items() if k != "init"}
     if run_plan.dense_init is None:
         fingerprint["seed"] = run_plan.config["seed"]
     else:
