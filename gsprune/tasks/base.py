@@ -21,7 +21,7 @@ Optimizer sections (``dense:`` and ``finetune:`` of a task config)::
     gamma: 0.1
     init: null             # dense only: start from given weights instead of training
 
-``dense.init`` is a path to a state-dict file (see ``gsprune.dense``) or a name
+``dense.init`` is a path to a state-dict file (see ``gsprune.weights``) or a name
 from the task's ``weight_sources`` (image: ``torchvision``); with it the dense
 phase trains nothing and ``dense.epochs`` may be 0.
 """
@@ -290,7 +290,7 @@ class Task(ABC):
             if least and epochs == 0:
                 raise ValueError(
                     f"{where}.epochs=0 is accepted only with {where}.init (given dense "
-                    "weights); without it the dense model must train: an integer in 1..10000"
+                    f"weights); without it the dense model must train: an integer in 1..{MAX_EPOCHS}"
                 )
             check_number(epochs, f"{where}.epochs", least, integer=True, maximum=MAX_EPOCHS)
             check_flag(merged["nesterov"], f"{where}.nesterov")
