@@ -289,8 +289,8 @@ class Task(ABC):
             epochs = merged.get("epochs")
             if least and epochs == 0:
                 raise ValueError(
-                    f"{where}.epochs=0 is accepted only with {where}.init (given dense "
-                    f"weights); without it the dense model must train: an integer in 1..{MAX_EPOCHS}"
+                    f"{where}.epochs=0 is accepted only with {where}.init (given dense weights); "
+                    f"without it the dense model must train: an integer in 1..{MAX_EPOCHS}"
                 )
             check_number(epochs, f"{where}.epochs", least, integer=True, maximum=MAX_EPOCHS)
             check_flag(merged["nesterov"], f"{where}.nesterov")
