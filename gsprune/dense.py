@@ -29,7 +29,7 @@ import torch.distributed as dist
 
 from gsprune.checkpoints import CheckpointError, file_lock, load_checked, save_atomic
 from gsprune.plan import RunError, RunPlan
-from gsprune.tasks.base import Evaluation, Task, main_process
+from gsprune.tasks.base import Evaluation, Task, main_process, trainable
 from gsprune.weights import read_state_dict
 
 log = logging.getLogger("gsprune")
@@ -123,8 +123,9 @@ def train_dense(run_plan: RunPlan, model: torch.nn.Module, key: str, partial: Pa
             log.warning("%s; training the dense model from scratch", str(err).splitlines()[0])
             model.load_state_dict(fresh)
             optimizer, scheduler = task.make_optimizer(model, "dense", epochs * len(train_loader))
+    net = trainable(model)
     for epoch in range(start, epochs):
-        train_epoch(task, model, train_loader, optimizer, scheduler, None, epoch, epochs, "dense")
+        train_epoch(task, net, train_loader, optimizer, scheduler, None, epoch, epochs, "dense")
         if epoch + 1 < epochs and main_process():
             save_atomic(
                 {

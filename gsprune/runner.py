@@ -35,7 +35,7 @@ from gsprune.models import save_model
 from gsprune.plan import RunError, RunPlan, plan
 from gsprune.pruning import Pruner, cubic_sparsity
 from gsprune.records import SCHEMA, read_record, write_record
-from gsprune.tasks.base import main_process, model_device
+from gsprune.tasks.base import main_process, trainable
 from gsprune.views import gemm_view, prunable_parameters
 
 log = logging.getLogger("gsprune")
@@ -134,14 +134,6 @@ def setup_device() -> torch.device:
     return device
 
 
-def trainable(model: torch.nn.Module) -> torch.nn.Module:
-    """The module to train: DDP around ``model`` under torchrun, else ``model`` itself."""
-    if not dist.is_initialized():
-        return model
-    device_ids = [model_device(model)] if model_device(model).type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-
-
 def prune_and_finetune(run_plan: RunPlan, model: torch.nn.Module) -> Pruner:
     """Gradual (cubic) or one-shot pruning during fine-tuning; resumes per epoch.
 
@@ -191,11 +183,12 @@ def prune_and_finetune(run_plan: RunPlan, model: torch.nn.Module) -> Pruner:
             pruner.apply()
         return shown
 
+    net = trainable(model)
     for epoch in range(start_epoch, schedule.epochs):
         offset = epoch * schedule.steps_per_epoch
         train_epoch(
             task,
-            model,
+            net,
             train_loader,
             optimizer,
             scheduler,

@@ -98,6 +98,17 @@ def main_process() -> bool:
     return not distributed() or dist.get_rank() == 0
 
 
+def trainable(model: nn.Module) -> nn.Module:
+    """The module to train: DistributedDataParallel around ``model`` under torchrun, else
+    ``model`` itself (the wrapper shares its parameters, so masks and checkpoints use
+    ``model``)."""
+    if not distributed():
+        return model
+    device = model_device(model)
+    device_ids = [device] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
 def map_batch(batch: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     """Apply ``fn`` to every tensor of a (nested tuple/list/dict) batch; keep the rest."""
     if isinstance(batch, torch.Tensor):
