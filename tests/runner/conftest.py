@@ -122,6 +122,12 @@ def read_records(results: Path):
     return read
 
 
+@pytest.fixture
+def tiny() -> list[str]:
+    return list(TINY)
+
+
 @pytest.fixture(scope="session")
-def tiny() -> tuple[str, ...]:
+def tiny_args() -> tuple[str, ...]:
+    """``TINY`` for module-scoped fixtures (a tuple: shared, so immutable)."""
     return tuple(TINY)

@@ -19,10 +19,10 @@ SWEEP = ("-m", "pattern=gs,unstructured", "sparsity=0.8")
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory, run_cli_in, tiny) -> tuple[Path, str]:
+def sweep(tmp_path_factory, run_cli_in, tiny_args) -> tuple[Path, str]:
     """A finished two-cell sweep (nothing deleted afterwards): its results dir and log."""
     results = tmp_path_factory.mktemp("sweep") / "results"
-    done = run_cli_in(results, *SWEEP, *tiny, "latency=model")
+    done = run_cli_in(results, *SWEEP, *tiny_args, "latency=model")
     assert done.returncode == 0, done.stdout[-3000:]
     return results, done.stdout
 
