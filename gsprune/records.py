@@ -19,6 +19,10 @@ A record is a plain dict (schema version ``SCHEMA``)::
       },
       "metric": {"name": "top1", "value": float, "higher_is_better": true,
                  "dense_value": float},
+      "model": {"file": "models/<run_id>.pt", "bytes": int, "sha256": str} | null,
+                                     # the pruned model (gsprune.models); null: keep_model=false
+      "dense": {"cache": "cache/dense/<key>.pt",
+                "init": {"source": str, "path": str, "sha256": str} | null},
       "latency": {                   # one entry per backend that was measured
         "cpu":   {"unit": "ms", "sparse": float, "dense": float, "speedup": float,
                   "settings": {"batch": int, "threads": int, "kernel": str, ...},
@@ -46,7 +50,9 @@ from gsprune.atomic import atomic_write
 SCHEMA = 1
 # Config keys that change how a run is executed but not what it computes: left out
 # of config_hash (and so of the run id), and of the report's recipe of a run.
-RUN_ONLY_KEYS = ("force", "results_dir", "threads")
+# keep_model only decides whether the pruned model is also written: a sweep rerun
+# with another value skips the finished cells instead of recomputing them.
+RUN_ONLY_KEYS = ("force", "results_dir", "threads", "keep_model")
 
 
 def record_path(records_dir: str | os.PathLike, run_id: str) -> Path:

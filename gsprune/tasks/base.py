@@ -19,30 +19,39 @@ Optimizer sections (``dense:`` and ``finetune:`` of a task config)::
     warmup: 0.0            # fraction of the steps with a linear warm-up from ~0
     milestones: []         # step schedule: fractions of the steps where lr *= gamma
     gamma: 0.1
+    init: null             # dense only: start from given weights instead of training
+
+``dense.init`` is a path to a state-dict file (see ``gsprune.weights``) or a name
+from the task's ``weight_sources`` (image: ``torchvision``); with it the dense
+phase trains nothing and ``dense.epochs`` may be 0.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import random
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from gsprune.tasks.data import distributed
 from gsprune.views import gemm_columns
 
 PHASES = ("dense", "finetune")
+MAX_EPOCHS = 10_000
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "linear", "step")
 PHASE_DEFAULTS: dict[str, Any] = {
@@ -87,6 +96,17 @@ def world_size() -> int:
 def main_process() -> bool:
     """Rank 0, or the only process: the one that shows progress bars."""
     return not distributed() or dist.get_rank() == 0
+
+
+def trainable(model: nn.Module) -> nn.Module:
+    """The module to train: DistributedDataParallel around ``model`` under torchrun, else
+    ``model`` itself (the wrapper shares its parameters, so masks and checkpoints use
+    ``model``)."""
+    if not distributed():
+        return model
+    device = model_device(model)
+    device_ids = [device] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
 def map_batch(batch: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
@@ -211,7 +231,50 @@ class Task(ABC):
         finally:
             model.train(was_training)
 
+    # Names ``task.dense.init`` accepts besides a path (see ``named_weights``).
+    weight_sources: ClassVar[tuple[str, ...]] = ()
+
+    def named_weights(self, source: str) -> Path:
+        """The local file of the published dense weights called ``source``.
+
+        Only names in ``weight_sources``; nothing is downloaded: a missing file
+        raises FileNotFoundError saying where it was looked for and how to put
+        it there. Default: the task kind names no weights (ValueError).
+        """
+        raise ValueError(
+            f"task.dense.init={source!r}: task kind {self.kind!r} names no published "
+            "weights; accepted: a path to a state-dict file"
+        )
+
     # -- shared by every task ------------------------------------------------------
+
+    def loop_state(self) -> dict[str, Any]:
+        """The training loop's randomness between two epochs, for exact resumption.
+
+        The global torch (and CUDA), numpy and Python RNG states (shuffling,
+        augmentation and dropout draw from them) and the epoch counter that
+        seeds DistributedSampler; only tensors and plain values, so it loads
+        with ``torch.load(weights_only=True)``.
+        """
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        return {
+            "epochs_started": self._epochs_started,
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+            "python": random.getstate(),
+        }
+
+    def load_loop_state(self, state: Mapping[str, Any]) -> None:
+        """Restore ``loop_state()``: the next epoch draws what it would have drawn."""
+        self._epochs_started = int(state["epochs_started"])
+        torch.set_rng_state(state["torch"])
+        if state["cuda"]:
+            torch.cuda.set_rng_state_all(state["cuda"])
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
 
     def check_phases(self) -> None:
         """Validate the ``dense`` and ``finetune`` optimizer sections (see the module doc)."""
@@ -224,9 +287,24 @@ class Task(ABC):
                 )
             merged = {**PHASE_DEFAULTS, **section}
             where = f"task.{phase}"
-            # Zero dense epochs would cache an untrained model as the dense baseline.
-            least = 1 if phase == "dense" else 0
-            check_number(merged.get("epochs"), f"{where}.epochs", minimum=least, integer=True)
+            init = section.get("init")
+            if init is not None and (phase != "dense" or not isinstance(init, str) or not init):
+                raise ValueError(
+                    f"{where}.init={init!r} is not accepted; accepted: null, or (task.dense "
+                    "only) a path to a state-dict file or a named source "
+                    f"({', '.join(self.weight_sources) or 'none for this task'})"
+                )
+            # Zero dense epochs would cache an untrained model as the dense baseline,
+            # unless the dense weights are given (then nothing is trained).
+            least = 1 if phase == "dense" and init is None else 0
+            epochs = merged.get("epochs")
+            if least and epochs == 0:
+                raise ValueError(
+                    f"{where}.epochs=0 is accepted only with {where}.init (given dense weights); "
+                    f"without it the dense model must train: an integer in 1..{MAX_EPOCHS}"
+                )
+            check_number(epochs, f"{where}.epochs", least, integer=True, maximum=MAX_EPOCHS)
+            check_flag(merged["nesterov"], f"{where}.nesterov")
             check_number(merged.get("lr"), f"{where}.lr", minimum=0.0, strict=True)
             check_number(merged["weight_decay"], f"{where}.weight_decay", minimum=0.0)
             check_number(merged["momentum"], f"{where}.momentum", minimum=0.0)
@@ -295,7 +373,7 @@ class Task(ABC):
         loader: DataLoader,
         optimizer: Optimizer,
         scheduler: LRScheduler,
-        after_step: Callable[[int], None] | None = None,
+        after_step: Callable[[int], Mapping[str, str] | None] | None = None,
         desc: str = "train",
     ) -> float:
         """One pass over ``loader``; returns the mean training loss.
@@ -303,21 +381,27 @@ class Task(ABC):
         After every ``optimizer.step()`` (and ``scheduler.step()``) it calls
         ``after_step(k)`` with k = 1, 2, ... the optimizer steps taken so far in
         this epoch; the runner adds the epoch's offset and re-applies masks or
-        runs pruning events there. A non-finite loss raises FloatingPointError
+        runs pruning events there. What ``after_step`` returns (e.g.
+        ``{"sparsity": "0.60"}``) is shown in the progress bar's postfix, which
+        is refreshed at once when it changes. A non-finite loss raises FloatingPointError
         before its backward pass, so the parameters stay those of the last good
         step (buffers such as BatchNorm statistics have seen the bad batch; the
         runner restores its last checkpoint).
         """
         model.train()
         device = model_device(model)
-        if isinstance(loader.sampler, DistributedSampler):
-            loader.sampler.set_epoch(self._epochs_started)
+        # Samplers that shuffle per epoch (DistributedSampler, token batch samplers) are
+        # told the epoch, so a resumed run draws the order the uninterrupted one drew.
+        for sampler in (loader.sampler, loader.batch_sampler):
+            if callable(getattr(sampler, "set_epoch", None)):
+                sampler.set_epoch(self._epochs_started)
         self._epochs_started += 1
         total = 0.0
         progress = tqdm(
             loader, desc=desc, unit="batch", file=sys.stderr, disable=not main_process()
         )
         step = 0
+        shown: dict[str, str] = {}
         for step, batch in enumerate(progress, start=1):
             batch = to_device(batch, device)
             optimizer.zero_grad(set_to_none=True)
@@ -329,12 +413,13 @@ class Task(ABC):
             loss.backward()
             optimizer.step()
             scheduler.step()
-            if after_step is not None:
-                after_step(step)
+            extra = after_step(step) if after_step is not None else None
+            changed = bool(extra) and any(shown.get(k) != v for k, v in extra.items())
+            shown.update(extra or {})
             total += value
-            if step % 10 == 0:
+            if step % 10 == 0 or changed:
                 progress.set_postfix(
-                    loss=f"{total / step:.4f}", lr=f"{scheduler.get_last_lr()[0]:.3g}"
+                    loss=f"{total / step:.4f}", lr=f"{scheduler.get_last_lr()[0]:.3g}", **shown
                 )
         return total / max(1, step)
 
@@ -345,15 +430,32 @@ def check_number(
     minimum: float,
     strict: bool = False,
     integer: bool = False,
+    maximum: float | None = None,
 ) -> float:
-    """``value`` as a number >= ``minimum`` (> when ``strict``), or a ValueError naming it."""
-    kind = "an integer" if integer else "a number"
+    """``value`` as a finite number >= ``minimum`` (> when ``strict``) and <= ``maximum``,
+    or a ValueError naming it.
+
+    Strings, booleans, lists and NaN/inf are refused (Hydra parses ``x=abc`` as a string).
+    """
+    kind = "an integer" if integer else "a finite number"
     bound = f"{'>' if strict else '>='} {minimum}"
+    if maximum is not None:
+        bound += f" and <= {maximum}"
     ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value)
     if ok and integer:
         ok = float(value).is_integer()
+    if ok and maximum is not None:
+        ok = value <= maximum
     if not ok or (value <= minimum if strict else value < minimum):
         raise ValueError(f"{name}={value!r} is not accepted; it must be {kind} {bound}")
+    return value
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` if it is a boolean, else a ValueError naming it (``x=abc`` is a string)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} is not accepted; it must be true or false")
     return value
 
 

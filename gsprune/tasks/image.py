@@ -42,7 +42,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from gsprune.registry import Registry
 from gsprune.tasks import register
-from gsprune.tasks.base import Evaluation, Task, check_choice, check_number, model_device
+from gsprune.tasks.base import (
+    Evaluation,
+    Task,
+    check_choice,
+    check_flag,
+    check_number,
+    model_device,
+)
 from gsprune.tasks.data import (
     FASHION_MNIST_FILES,
     FASHION_MNIST_MEAN,
@@ -243,8 +250,13 @@ class FashionMNIST(ImageData):
         if subset is not None:
             check_number(subset, "task.fashion_mnist.train_subset", minimum=1, integer=True)
         check_number(
-            self.settings["crop_padding"], "task.fashion_mnist.crop_padding", 0, integer=True
+            self.settings["crop_padding"],
+            "task.fashion_mnist.crop_padding",
+            0,
+            integer=True,
+            maximum=28,
         )
+        check_flag(self.settings["flip"], "task.fashion_mnist.flip")
         self.datasets()  # parses and validates the four files now, before any training
 
     def build(self) -> tuple[Dataset, Dataset]:
@@ -354,9 +366,14 @@ class ImageTask(Task):
         check_choice(cfg.get("kind"), "task.kind", ("image",))
         check_choice(cfg.get("scale"), "task.scale", SCALES)
         for key in ("batch_size", "eval_batch_size"):
-            check_number(cfg.get(key), f"task.{key}", minimum=1, integer=True)
-        check_number(cfg.get("num_workers", 0), "task.num_workers", minimum=0, integer=True)
-        check_number(cfg.get("label_smoothing", 0.0), "task.label_smoothing", minimum=0.0)
+            check_number(cfg.get(key), f"task.{key}", minimum=1, integer=True, maximum=65536)
+        workers = cfg.get("num_workers", 0)
+        check_number(workers, "task.num_workers", minimum=0, integer=True, maximum=256)
+        check_number(cfg.get("label_smoothing", 0.0), "task.label_smoothing", 0.0, maximum=1.0)
+        for key in ("amp", "channels_last"):
+            check_flag(cfg.get(key, False), f"task.{key}")
+        if not isinstance(cfg.get("data_dir"), str | None):
+            raise ValueError(f"task.data_dir={cfg.get('data_dir')!r} must be a directory path")
         for key in ("include", "exclude"):
             patterns = cfg.get(key)
             if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
@@ -369,6 +386,43 @@ class ImageTask(Task):
         self.check_phases()
         self.build_model()  # a bad model name or model_args fails here, before any data work
         self.data.check()
+
+    weight_sources = ("torchvision",)
+
+    def named_weights(self, source: str) -> Path:
+        """``torchvision`` (the model's DEFAULT weights) or ``torchvision:NAME`` (e.g.
+        ``torchvision:IMAGENET1K_V1``, the 76.1% top-1 ResNet-50), from the local torch
+        hub cache only: ``torch.hub.get_dir()/checkpoints/<file name of the weights' url>``.
+        """
+        prefix, _, name = source.partition(":")
+        if prefix not in self.weight_sources:
+            return super().named_weights(source)
+        model = str(self.cfg.get("model"))
+        try:
+            enum = torchvision.models.get_model_weights(model)
+        except (ValueError, KeyError):
+            raise ValueError(
+                f"task.dense.init={source!r}: model={model!r} has no torchvision weights; "
+                "accepted: a torchvision classification model (resnet50, ...) or a path "
+                "to a state-dict file"
+            ) from None
+        try:
+            weights = enum[name] if name else enum.DEFAULT
+        except KeyError:
+            names = ", ".join(w.name for w in enum)
+            raise ValueError(
+                f"task.dense.init={source!r}: {enum.__name__} has no {name!r}; accepted: "
+                f"torchvision (DEFAULT) or torchvision:NAME with NAME one of {names}"
+            ) from None
+        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"task.dense.init={source!r}: {enum.__name__}.{weights.name} is not in the "
+                f"local torch hub cache (looked for {path}); gsprune never downloads. Put the "
+                f"file there from a machine with network access (`curl -L {weights.url} -o "
+                f"{path}`; TORCH_HOME moves the cache), or pass its path as task.dense.init"
+            )
+        return path
 
     def describe(self) -> dict[str, str]:
         cfg = self.cfg

@@ -43,26 +43,56 @@ def results(tmp_path: Path) -> Path:
     return tmp_path / "results"
 
 
-@pytest.fixture
-def run_cli(results: Path):
+def cli_in(
+    results: Path, *args: str, timeout: float = 600, launcher: tuple[str, ...] = (), env=None
+) -> subprocess.CompletedProcess:
     """Run the real `gsprune` CLI in a subprocess with its results under ``results``.
 
     stdout and stderr (Hydra logs to stdout, errors go to stderr) are merged in
     ``.stdout`` so tests read one log in order.
     """
+    return subprocess.run(
+        cli_command(*args, results=results, launcher=launcher),
+        cwd=REPO,
+        env={**CLI_ENV, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
 
-    def run(
-        *args: str, timeout: float = 600, launcher: tuple[str, ...] = ()
-    ) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            cli_command(*args, results=results, launcher=launcher),
+
+@pytest.fixture(scope="session")
+def popen_cli():
+    """Start the CLI with results under a given dir; output piped (stdout + stderr merged)."""
+
+    def start(results: Path, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            cli_command(*args, results=results),
             cwd=REPO,
             env=CLI_ENV,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            timeout=timeout,
         )
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def run_cli_in():
+    """``cli_in`` for tests and module-scoped fixtures that choose the results dir."""
+    return cli_in
+
+
+@pytest.fixture
+def run_cli(results: Path):
+    """``cli_in`` with the results under this test's ``results`` dir."""
+
+    def run(
+        *args: str, timeout: float = 600, launcher: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess:
+        return cli_in(results, *args, timeout=timeout, launcher=launcher)
 
     return run
 
@@ -95,3 +125,9 @@ def read_records(results: Path):
 @pytest.fixture
 def tiny() -> list[str]:
     return list(TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_args() -> tuple[str, ...]:
+    """``TINY`` for module-scoped fixtures (a tuple: shared, so immutable)."""
+    return tuple(TINY)
