@@ -276,6 +276,22 @@ class Task(ABC):
         version, internal, gauss = state["python"]
         random.setstate((version, tuple(internal), gauss))
 
+    def check_common(self, scales: Sequence[str]) -> None:
+        """The keys every task config has: ``kind``, ``scale`` (one of ``scales``),
+        ``amp``, the ``include``/``exclude`` fnmatch lists and the optimizer sections."""
+        cfg = self.cfg
+        check_choice(cfg.get("kind"), "task.kind", (self.kind,))
+        check_choice(cfg.get("scale"), "task.scale", tuple(scales))
+        check_flag(cfg.get("amp", False), "task.amp")
+        for key in ("include", "exclude"):
+            patterns = cfg.get(key)
+            if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+                raise ValueError(
+                    f"task.{key}={patterns!r} must be a list of fnmatch patterns over parameter "
+                    "names, e.g. ['*'] or ['conv1.weight', 'fc.weight']"
+                )
+        self.check_phases()
+
     def check_phases(self) -> None:
         """Validate the ``dense`` and ``finetune`` optimizer sections (see the module doc)."""
         for phase in PHASES:

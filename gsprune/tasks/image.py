@@ -45,7 +45,6 @@ from gsprune.tasks import register
 from gsprune.tasks.base import (
     Evaluation,
     Task,
-    check_choice,
     check_flag,
     check_number,
     model_device,
@@ -363,27 +362,17 @@ class ImageTask(Task):
 
     def check(self) -> None:
         cfg = self.cfg
-        check_choice(cfg.get("kind"), "task.kind", ("image",))
-        check_choice(cfg.get("scale"), "task.scale", SCALES)
+        self.check_common(SCALES)
         for key in ("batch_size", "eval_batch_size"):
             check_number(cfg.get(key), f"task.{key}", minimum=1, integer=True, maximum=65536)
         workers = cfg.get("num_workers", 0)
         check_number(workers, "task.num_workers", minimum=0, integer=True, maximum=256)
         check_number(cfg.get("label_smoothing", 0.0), "task.label_smoothing", 0.0, maximum=1.0)
-        for key in ("amp", "channels_last"):
-            check_flag(cfg.get(key, False), f"task.{key}")
+        check_flag(cfg.get("channels_last", False), "task.channels_last")
         if not isinstance(cfg.get("data_dir"), str | None):
             raise ValueError(f"task.data_dir={cfg.get('data_dir')!r} must be a directory path")
-        for key in ("include", "exclude"):
-            patterns = cfg.get(key)
-            if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-                raise ValueError(
-                    f"task.{key}={patterns!r} must be a list of fnmatch patterns over parameter "
-                    "names, e.g. ['*'] or ['conv1.weight', 'fc.weight']"
-                )
         if not isinstance(cfg.get("model_args", {}), Mapping):
             raise ValueError(f"task.model_args={cfg.get('model_args')!r} must be a mapping")
-        self.check_phases()
         self.build_model()  # a bad model name or model_args fails here, before any data work
         self.data.check()
 

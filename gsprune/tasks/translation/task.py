@@ -90,30 +90,22 @@ class TranslationTask(Task):
 
     def check(self) -> None:
         cfg = self.cfg
-        check_choice(cfg.get("kind"), "task.kind", ("translation",))
-        check_choice(cfg.get("scale"), "task.scale", SCALES)
+        self.check_common(SCALES)
         check_choice(cfg.get("dataset"), "task.dataset", SOURCES)
         check_choice(cfg.get("model"), "task.model", ("gnmt",))
-        for key in ("max_tokens", "eval_max_tokens", "beam"):
-            check_number(cfg.get(key), f"task.{key}", minimum=1, integer=True)
-        check_number(cfg.get("max_len_a"), "task.max_len_a", minimum=0.0)
-        check_number(cfg.get("max_len_b"), "task.max_len_b", minimum=1, integer=True)
-        check_number(cfg.get("lenpen"), "task.lenpen", minimum=0.0)
+        for key in ("max_tokens", "eval_max_tokens"):
+            check_number(cfg.get(key), f"task.{key}", minimum=1, integer=True, maximum=10**7)
+        check_number(cfg.get("beam"), "task.beam", minimum=1, integer=True, maximum=1000)
+        check_number(cfg.get("max_len_a"), "task.max_len_a", minimum=0.0, maximum=100.0)
+        check_number(cfg.get("max_len_b"), "task.max_len_b", minimum=1, integer=True, maximum=10**4)
+        check_number(cfg.get("lenpen"), "task.lenpen", minimum=0.0, maximum=100.0)
         smoothing = check_number(cfg.get("label_smoothing"), "task.label_smoothing", minimum=0.0)
         if smoothing >= 1.0:
             raise ValueError(f"task.label_smoothing={smoothing} must lie in [0, 1)")
         for key in ("source_lang", "target_lang"):
             if not isinstance(cfg.get(key), str) or not cfg[key]:
                 raise ValueError(f"task.{key}={cfg.get(key)!r} must be a language code, e.g. en")
-        for key in ("include", "exclude"):
-            patterns = cfg.get(key)
-            if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-                raise ValueError(
-                    f"task.{key}={patterns!r} must be a list of fnmatch patterns over parameter "
-                    "names, e.g. ['*'] or ['decoder.classifier.weight']"
-                )
         check_gnmt_args(cfg.get("model_args") or {})
-        self.check_phases()
         self.corpus()  # prepares (embedded, cached) or validates (paper) the data now
         if not self.corpus().raw("test", self.target):
             raise ValueError(f"task {cfg['name']}: the test split of {self.corpus().root} is empty")

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 import sacrebleu
+import torch
 
+import gsprune
 from gsprune import tasks
 from gsprune.tasks.translation.task import TranslationTask
 
@@ -142,6 +144,17 @@ def test_the_wmt_path_trains_prunes_decodes_and_scores_and_resumes(wmt_corpus, t
     assert float(rescored.stdout) == pytest.approx(metric["value"], abs=1e-4)
     score = sacrebleu.corpus_bleu(hyp.read_text().splitlines(), [ref.read_text().splitlines()])
     assert score.score == pytest.approx(metric["value"])
+
+    # The kept pruned model reloads and translates the test set to the same BLEU.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the run (threads=1): the same sums, the same beams
+    try:
+        run = gsprune.load_run(record_file)
+        assert run.task.test(run.model).value == metric["value"]
+    finally:
+        torch.set_num_threads(threads)
+    name = "decoder.attention.linear_q.weight"
+    assert (run.formats[name].to_dense() != 0).sum() == layers[name]["nnz"]
 
 
 @needs_ding
