@@ -30,6 +30,6 @@ def build(cfg: Mapping[str, Any]) -> Task:
 
 
 # Task kinds register themselves on import (one module per kind).
-from gsprune.tasks import image  # noqa: E402,F401
+from gsprune.tasks import image, speech  # noqa: E402,F401
 
 __all__ = ["TASKS", "Task", "build", "register"]
