@@ -44,51 +44,77 @@ def librispeech_folder(data_dir: str | os.PathLike, split: str) -> Path:
 class LibriSpeech(Dataset):
     """One LibriSpeech split through ``torchaudio.datasets.LIBRISPEECH`` (download off).
 
-    Items are ``(waveform: float32[T], normalised transcript)`` at the file's
-    16 kHz rate. A transcript that normalises to nothing, or a FLAC file that
-    cannot be decoded, raises ValueError naming the file.
+    Items are ``(waveform: float32[T], normalised transcript)``; the files must
+    be at ``sample_rate`` (LibriSpeech: 16 kHz). A missing ``.trans.txt`` raises
+    FileNotFoundError; an utterance without a transcript line, with an empty
+    transcript, a FLAC file that cannot be decoded or a wrong sample rate raise
+    ValueError; each names the file.
     """
 
-    def __init__(self, data_dir: str | os.PathLike, split: str) -> None:
+    def __init__(self, data_dir: str | os.PathLike, split: str, sample_rate: int = 16000) -> None:
         import torchaudio
 
         root = librispeech_folder(data_dir, split).parent.parent
-        self.split = split
+        self.split, self.sample_rate = split, sample_rate
         self.dataset = torchaudio.datasets.LIBRISPEECH(
             str(root), url=split, folder_in_archive="LibriSpeech", download=False
         )
-        # torchaudio keeps the utterance names ("<speaker>-<chapter>-<utt>") in _walker
-        self.ids = [f"{split}/{name}" for name in self.dataset._walker]
+        # torchaudio keeps the utterance names ("<speaker>-<chapter>-<utt>") in _walker.
+        self.names: list[str] = list(self.dataset._walker)
+        self.ids = [f"{split}/{name}" for name in self.names]
+        self._chapters: dict[str, dict[str, str]] = {}
+
+    def _paths(self, index: int) -> tuple[Path, Path]:
+        """``(audio file, transcript file)`` of utterance ``index``."""
+        speaker, chapter, _ = self.names[index].split("-")
+        folder = Path(self.dataset._path) / speaker / chapter
+        name = self.names[index]
+        return (
+            folder / f"{name}{self.dataset._ext_audio}",
+            folder / f"{speaker}-{chapter}.trans.txt",
+        )
+
+    def transcript(self, index: int) -> str:
+        """The normalised transcript of utterance ``index`` (its chapter file is read once)."""
+        audio, trans = self._paths(index)
+        if str(trans) not in self._chapters:
+            if not trans.is_file():
+                raise FileNotFoundError(
+                    f"the LibriSpeech transcript file {trans} is missing (it must sit beside "
+                    f"{audio.name} in the release layout)"
+                )
+            lines = (line.partition(" ") for line in trans.read_text().splitlines())
+            self._chapters[str(trans)] = {key: normalize(text) for key, _, text in lines}
+        text = self._chapters[str(trans)].get(self.names[index])
+        if not text:
+            problem = "has no line" if text is None else "has an empty transcript"
+            raise ValueError(
+                f"the LibriSpeech utterance {audio} {problem} in {trans}; every utterance "
+                "needs a line '<speaker>-<chapter>-<utt> TRANSCRIPT'"
+            )
+        return text
 
     def texts(self) -> list[str]:
-        """The normalised transcripts in item order, read from the .trans.txt files only."""
-        lines: dict[str, str] = {}
-        for name in dict.fromkeys(n.rsplit("-", 1)[0] for n in self.dataset._walker):
-            speaker, chapter = name.split("-")
-            path = Path(self.dataset._path) / speaker / chapter / f"{name}.trans.txt"
-            for line in path.read_text().splitlines():
-                key, _, text = line.partition(" ")
-                lines[key] = normalize(text)
-        return [lines[name] for name in self.dataset._walker]
+        """The normalised transcripts in item order (no audio is read)."""
+        return [self.transcript(index) for index in range(len(self.names))]
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.names)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
-        speaker, chapter, utt = self.dataset._walker[index].split("-")
-        folder = Path(self.dataset._path) / speaker / chapter
-        audio = folder / f"{speaker}-{chapter}-{utt}{self.dataset._ext_audio}"
+        text = self.transcript(index)
+        audio, _ = self._paths(index)
         try:
-            waveform, _, transcript, *_ = self.dataset[index]
-        except (RuntimeError, OSError, ValueError) as err:
+            waveform, rate, *_ = self.dataset[index]
+        except Exception as err:  # the decoder's errors vary (RuntimeError, ValueError, ...)
             raise ValueError(
-                f"the LibriSpeech utterance {audio} cannot be read ({err}); "
-                "accepted: FLAC audio with a line in its chapter's .trans.txt"
+                f"the LibriSpeech audio file {audio} cannot be read ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); accepted: FLAC audio that "
+                "FFmpeg decodes (through torchaudio and TorchCodec)"
             ) from err
-        text = normalize(transcript)
-        if not text:
+        if rate != self.sample_rate:
             raise ValueError(
-                f"the LibriSpeech utterance {audio} has an empty transcript in "
-                f"{folder / f'{speaker}-{chapter}.trans.txt'}; every utterance needs one"
+                f"the LibriSpeech audio file {audio} is at {rate} Hz; task.sample_rate is "
+                f"{self.sample_rate}"
             )
         return waveform.mean(0), text

@@ -186,7 +186,8 @@ class SpeechTask(Task):
                 raise ValueError(f"task.{key}={splits!r} must be a non-empty list of split names")
             for split in splits:
                 check_choice(split, f"task.{key}", LIBRISPEECH_SPLITS)
-                librispeech_folder(data_dir, split)
+        for split in [*self.cfg["train_splits"], *self.cfg["test_splits"]]:
+            librispeech_folder(data_dir, split)
 
     def datasets(self) -> tuple[Dataset, dict[str, Dataset]]:
         """``(train, {test set name: dataset})``, built once per task."""
@@ -202,9 +203,10 @@ class SpeechTask(Task):
                 self._data = Utterances.from_clips(train), tests
             else:
                 root = self.cfg["data_dir"]
-                train_sets = [LibriSpeech(root, split) for split in self.cfg["train_splits"]]
+                rate = int(self.cfg["sample_rate"])
+                train_sets = [LibriSpeech(root, s, rate) for s in self.cfg["train_splits"]]
                 train = train_sets[0] if len(train_sets) == 1 else ConcatDataset(train_sets)
-                self._data = train, {s: LibriSpeech(root, s) for s in self.cfg["test_splits"]}
+                self._data = train, {s: LibriSpeech(root, s, rate) for s in self.cfg["test_splits"]}
         return self._data
 
     def describe(self) -> dict[str, str]:
