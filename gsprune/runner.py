@@ -30,13 +30,14 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from gsprune import formats, latency, patterns, tasks
+from gsprune.atomic import atomic_write
 from gsprune.checkpoints import CheckpointError, file_lock, load_checked, save_atomic
 from gsprune.patterns.base import Pattern, check_sparsity
 from gsprune.pruning import Pruner, cubic_sparsity, pruning_steps
 from gsprune.pruning.scores import SCORES
 from gsprune.records import RUN_ONLY_KEYS, SCHEMA, read_record, record_path, write_record
-from gsprune.tasks.base import Task, main_process, map_batch, model_device, to_device
-from gsprune.views import gemm_columns, gemm_view, prunable_parameters
+from gsprune.tasks.base import Evaluation, Task, main_process, model_device
+from gsprune.views import gemm_view, prunable_parameters
 
 log = logging.getLogger("gsprune")
 
@@ -152,13 +153,12 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         torch.set_num_threads(int(run_plan.config["threads"]))
     device = setup_device()
 
-    model, dense_metric = dense_model(run_plan, device)
+    model, dense = dense_model(run_plan, device)
     pruner = prune_and_finetune(run_plan, model)
-    _, eval_loader = run_plan.task.loaders()
-    metric = run_plan.task.evaluate(model, eval_loader)
+    result = run_plan.task.test(model)
     if not main_process():
         return None
-    columns = columns_per_example(run_plan.task, model, list(pruner.params), eval_loader)
+    columns = run_plan.task.latency_columns(model, list(pruner.params))
     sparsity, latency_entries = export_and_measure(run_plan, pruner, columns)
 
     record = {
@@ -176,10 +176,14 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         "sparsity": sparsity,
         "metric": {
             "name": run_plan.task.metric_name,
-            "value": metric,
+            "value": result.value,
             "higher_is_better": run_plan.task.higher_is_better,
-            "dense_value": dense_metric,
+            "details": result.details,
+            "dense_value": dense.value,
+            "dense_details": dense.details,
+            "baseline": run_plan.task.baseline(),
         },
+        "outputs": {},
         "latency": latency_entries,
         "machine": latency.machine_facts(),
         "versions": latency.versions(),
@@ -188,6 +192,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     try:
+        record["outputs"] = write_outputs(run_plan, result.outputs)
         write_record(run_plan.record_file, record)
     except OSError as err:
         raise RunError(
@@ -226,13 +231,14 @@ def trainable(model: torch.nn.Module) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
-def dense_model(run_plan: RunPlan, device: torch.device) -> tuple[torch.nn.Module, float]:
+def dense_model(run_plan: RunPlan, device: torch.device) -> tuple[torch.nn.Module, Evaluation]:
     """The trained dense model for this task on ``device``, from the cache or trained once.
 
     The cache key hashes ``task.fingerprint()`` and the seed. A lock makes
     parallel sweep jobs wait for one training instead of each training (under
     torchrun every rank trains together and rank 0 writes the cache). A corrupt
-    or mismatched cache file is reported and retrained.
+    or mismatched cache file is reported and retrained. The cache also holds the
+    dense model's test scores (``Task.test``: value and details, no outputs).
     """
     task = run_plan.task
     fingerprint = {"task": task.fingerprint(), "seed": run_plan.config["seed"]}
@@ -247,33 +253,33 @@ def dense_model(run_plan: RunPlan, device: torch.device) -> tuple[torch.nn.Modul
             try:
                 cached = load_checked(path, key_text)
                 model.load_state_dict(cached["model"])
-                log.info(
-                    "dense model from cache %s (%s %.2f)", path, task.metric_name, cached["metric"]
-                )
-                return model, float(cached["metric"])
-            except (CheckpointError, RuntimeError) as err:
+                dense = Evaluation(float(cached["metric"]), dict(cached["details"]))
+                log.info("dense model from cache %s (%s %.2f)", path, task.metric_name, dense.value)
+                return model, dense
+            except (CheckpointError, RuntimeError, KeyError) as err:
                 log.warning("%s; retraining the dense model", str(err).splitlines()[0])
                 if main_process():
                     path.unlink(missing_ok=True)
-        train_loader, eval_loader = task.loaders()
+        train_loader, _ = task.loaders()
         epochs = int(task.cfg["dense"]["epochs"])
         optimizer, scheduler = task.make_optimizer(model, "dense", epochs * len(train_loader))
         for epoch in range(epochs):
             _train_epoch(
                 task, model, train_loader, optimizer, scheduler, None, f"dense {epoch + 1}/{epochs}"
             )
-        metric = task.evaluate(model, eval_loader)
+        dense = task.test(model)
         save_atomic(
             {
                 "key": key_text,
                 "model": model.state_dict(),
-                "metric": metric,
+                "metric": dense.value,
+                "details": dense.details,
                 "fingerprint": json.dumps(fingerprint, default=str),
             },
             path,
         )
-        log.info("dense model trained: %s %.2f, cached at %s", task.metric_name, metric, path)
-    return model, metric
+        log.info("dense model trained: %s %.2f, cached at %s", task.metric_name, dense.value, path)
+    return model, dense
 
 
 def _train_epoch(task: Task, model, loader, optimizer, scheduler, after_step, desc: str) -> None:
@@ -360,20 +366,19 @@ def prune_and_finetune(run_plan: RunPlan, model: torch.nn.Module) -> Pruner:
     return pruner
 
 
-def columns_per_example(
-    task: Task, model: torch.nn.Module, names: list[str], loader
-) -> dict[str, int]:
-    """GEMM columns of each pruned layer for one example of ``loader`` (see gemm_columns).
+def write_outputs(run_plan: RunPlan, outputs: dict[str, list[str]]) -> dict[str, str]:
+    """Write each per-example output file beside the record, atomically.
 
-    A conv layer multiplies its weight by one column per output position, so its
-    latency for one image is that of an SpMM with H_out * W_out columns, not a GEMV.
+    ``outputs``: file suffix -> lines; the file is ``records/<run_id>.<suffix>``.
+    Returns suffix -> path relative to the results dir (what the record names).
     """
-    example = map_batch(next(iter(loader)), lambda tensor: tensor[:1])
-    model.eval()
-    with torch.no_grad():
-        return gemm_columns(
-            model, names, lambda: task.loss(model, to_device(example, model_device(model)))
-        )
+    written = {}
+    for suffix, lines in outputs.items():
+        path = run_plan.record_file.with_name(f"{run_plan.run_id}.{suffix}")
+        text = "".join(f"{line}\n" for line in lines).encode("utf-8")
+        atomic_write(path, lambda handle, text=text: handle.write(text))
+        written[suffix] = path.relative_to(run_plan.results_dir).as_posix()
+    return written
 
 
 def export_and_measure(
@@ -463,7 +468,12 @@ def summary(record: dict[str, Any], path: Path) -> str:
         "=" * 64,
         f"gsprune run {record['run_id']}  task={record['task']['name']}  "
         f"pattern={pattern['name']} {params}",
-        f"  {metric['name']}: {metric['value']:.2f} (dense {metric['dense_value']:.2f})",
+        f"  {metric['name']}: {metric['value']:.2f} (dense {metric['dense_value']:.2f}"
+        + (
+            f", {metric['baseline']['name']} baseline {metric['baseline']['value']:.2f})"
+            if metric.get("baseline")
+            else ")"
+        ),
         f"  sparsity: target {sparsity['target']:.3f}, achieved {sparsity['achieved']:.3f} "
         f"over {len(sparsity['layers'])} layers",
     ]
@@ -472,6 +482,8 @@ def summary(record: dict[str, Any], path: Path) -> str:
             f"  latency[{backend}]: sparse {entry['sparse']:.4g} {entry['unit']}, dense "
             f"{entry['dense']:.4g} {entry['unit']}, speedup {entry['speedup']:.2f}x"
         )
+    for suffix, relative in record.get("outputs", {}).items():
+        lines.append(f"  outputs[{suffix}]: {relative} (relative to the results dir)")
     lines.append(f"  wall time {record['wall_time_s']:.0f} s; record {path}")
     lines.append("=" * 64)
     return "\n".join(lines)

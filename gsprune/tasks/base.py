@@ -28,6 +28,7 @@ import math
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -39,6 +40,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from gsprune.tasks.data import distributed
+from gsprune.views import gemm_columns
 
 PHASES = ("dense", "finetune")
 OPTIMIZERS = ("sgd", "adamw")
@@ -88,22 +90,40 @@ def main_process() -> bool:
 
 
 def map_batch(batch: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    """Apply ``fn`` to every tensor of a (nested tuple/list of) batch; keep the rest."""
+    """Apply ``fn`` to every tensor of a (nested tuple/list/dict) batch; keep the rest."""
     if isinstance(batch, torch.Tensor):
         return fn(batch)
     if isinstance(batch, list | tuple):
         return type(batch)(map_batch(item, fn) for item in batch)
+    if isinstance(batch, Mapping):
+        return {key: map_batch(value, fn) for key, value in batch.items()}
     return batch
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor of a (nested tuple/list of) batch to ``device``."""
+    """Move every tensor of a (nested tuple/list/dict) batch to ``device``."""
     return map_batch(batch, lambda tensor: tensor.to(device, non_blocking=True))
 
 
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (the runner places the model)."""
     return next(model.parameters()).device
+
+
+@dataclass
+class Evaluation:
+    """A model's score on the task's test data, plus what a user needs to check it.
+
+    ``value`` is the task's metric (``Task.metric_name``: top-1, BLEU, WER);
+    ``details`` holds other JSON-able scores (chrF and sacrebleu signatures, WER
+    per test set, ...); ``outputs`` maps a file suffix to the per-example lines
+    (no trailing newlines) that the runner writes beside the run record as
+    ``records/<run_id>.<suffix>``, e.g. ``{"hyp.en": [...]}`` in test order.
+    """
+
+    value: float
+    details: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Task(ABC):
@@ -152,6 +172,45 @@ class Task(ABC):
     def evaluate(self, model: nn.Module, loader: DataLoader) -> float:
         """The task's metric of ``model`` on ``loader`` (over all ranks)."""
 
+    # -- what a task may refine --------------------------------------------------------
+
+    def test(self, model: nn.Module) -> Evaluation:
+        """Final scoring on the eval split, with per-example outputs where the task has them.
+
+        Called for the dense model (cached with it) and for the pruned model
+        (the run record). Default: the ``evaluate`` metric alone.
+        """
+        return Evaluation(self.evaluate(model, self.loaders()[1]))
+
+    def baseline(self) -> dict[str, Any] | None:
+        """A trivial baseline's score on the same test data, from the data alone.
+
+        ``{"name": "copy-source", "value": float, ...}`` in the task metric's
+        units, or None when the task has none.
+        """
+        return None
+
+    def latency_columns(self, model: nn.Module, names: list[str]) -> dict[str, int]:
+        """GEMM columns N of each pruned weight for one example, as latency times it.
+
+        The harness times ``W[M, K] @ X[K, N]`` with ``latency.batch * N``
+        columns. Default: one forward pass on the first example of the eval
+        loader, counted by forward hooks (``gsprune.views.gemm_columns``): a
+        conv layer multiplies by one column per output position, so an image's
+        latency is that of an SpMM with H_out * W_out columns, not a GEMV.
+        """
+        _, loader = self.loaders()
+        example = map_batch(next(iter(loader)), lambda tensor: tensor[:1])
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return gemm_columns(
+                    model, names, lambda: self.loss(model, to_device(example, model_device(model)))
+                )
+        finally:
+            model.train(was_training)
+
     # -- shared by every task ------------------------------------------------------
 
     def check_phases(self) -> None:
@@ -165,7 +224,9 @@ class Task(ABC):
                 )
             merged = {**PHASE_DEFAULTS, **section}
             where = f"task.{phase}"
-            check_number(merged.get("epochs"), f"{where}.epochs", minimum=0, integer=True)
+            # Zero dense epochs would cache an untrained model as the dense baseline.
+            least = 1 if phase == "dense" else 0
+            check_number(merged.get("epochs"), f"{where}.epochs", minimum=least, integer=True)
             check_number(merged.get("lr"), f"{where}.lr", minimum=0.0, strict=True)
             check_number(merged["weight_decay"], f"{where}.weight_decay", minimum=0.0)
             check_number(merged["momentum"], f"{where}.momentum", minimum=0.0)

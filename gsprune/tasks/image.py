@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from gsprune.registry import Registry
 from gsprune.tasks import register
-from gsprune.tasks.base import Task, check_choice, check_number, model_device
+from gsprune.tasks.base import Evaluation, Task, check_choice, check_number, model_device
 from gsprune.tasks.data import (
     FASHION_MNIST_FILES,
     FASHION_MNIST_MEAN,
@@ -427,26 +427,56 @@ class ImageTask(Task):
         smoothing = float(self.cfg.get("label_smoothing", 0.0))
         return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: DataLoader) -> float:
         """Top-1 accuracy in percent over every batch of ``loader`` (summed over ranks).
 
         Under torchrun the DistributedSampler pads the eval set to a multiple
         of the world size, so a few images may count twice, as in torchvision.
         """
+        return self._score(model, loader)[0]
+
+    def test(self, model: nn.Module) -> Evaluation:
+        """Top-1 on the eval split; outputs ``predictions.tsv``: index, label, prediction.
+
+        The rows are this process's eval images in loader order (all of them
+        without torchrun), headed by a ``index\tlabel\tprediction`` line.
+        """
+        value, labels, predicted = self._score(model, self.loaders()[1])
+        pairs = enumerate(zip(labels, predicted, strict=True))
+        rows = [f"{i}\t{label}\t{guess}" for i, (label, guess) in pairs]
+        return Evaluation(value, outputs={"predictions.tsv": ["index\tlabel\tprediction", *rows]})
+
+    def baseline(self) -> dict[str, Any]:
+        """Always answering the eval split's most frequent class: its top-1 in percent."""
+        labels = torch.cat([batch[1].flatten() for batch in self.loaders()[1]])
+        counts = torch.bincount(labels)
+        return {
+            "name": "majority-class",
+            "value": float(100.0 * counts.max() / labels.numel()),
+            "class": int(counts.argmax()),
+        }
+
+    @torch.no_grad()
+    def _score(self, model: nn.Module, loader: DataLoader) -> tuple[float, list[int], list[int]]:
+        """(top-1 in percent over all ranks, this rank's labels, its predictions) in order."""
         was_training = model.training
         model.eval()
         device = model_device(model)
         counts = torch.zeros(2, dtype=torch.float64, device=device)
+        labels_seen: list[int] = []
+        predicted: list[int] = []
         for images, labels in loader:
             images, labels = images.to(device, non_blocking=True), labels.to(device)
             with self.autocast(model):
                 logits = model(self._inputs(images))
-            counts[0] += (logits.argmax(dim=1) == labels).sum()
+            guesses = logits.argmax(dim=1)
+            counts[0] += (guesses == labels).sum()
             counts[1] += labels.numel()
+            labels_seen += labels.tolist()
+            predicted += guesses.tolist()
         if distributed():
             dist.all_reduce(counts)
         model.train(was_training)
         if counts[1] == 0:
             raise ValueError("the evaluation loader is empty")
-        return float(100.0 * counts[0] / counts[1])
+        return float(100.0 * counts[0] / counts[1]), labels_seen, predicted

@@ -15,6 +15,7 @@ BAD_INPUT = [
     (["task=imagenet"], "data_dir"),
     (["prune.score=nope"], "nope"),
     (["latency.backends=[nope]"], "nope"),
+    (["task.dense.epochs=0"], "task.dense.epochs=0"),
 ]
 
 
@@ -29,7 +30,9 @@ def test_bad_input_is_a_clear_error_before_any_work(run_cli, results, overrides,
 
 
 @pytest.mark.slow
-def test_single_run_writes_a_complete_record_and_skips_a_rerun(run_cli, read_records, tiny):
+def test_single_run_writes_a_complete_record_and_skips_a_rerun(
+    run_cli, results, read_records, tiny
+):
     first = run_cli(*tiny, "pattern=gs", "sparsity=0.9")
     assert first.returncode == 0, first.stdout[-3000:]
     assert "gsprune run" in first.stdout and "speedup" in first.stdout
@@ -45,6 +48,11 @@ def test_single_run_writes_a_complete_record_and_skips_a_rerun(run_cli, read_rec
     assert record["latency"]["model"]["speedup"] > 5  # GS V=8 at 0.9: ~nnz/V steps
     assert 20.0 < record["metric"]["value"] <= 100.0  # chance is 10
     assert record["machine"]["cpu_model"] and record["versions"]["torch"]
+    assert record["metric"]["baseline"]["name"] == "majority-class"
+    assert record["metric"]["dense_value"] > record["metric"]["baseline"]["value"]
+    predictions = results / record["outputs"]["predictions.tsv"]
+    assert predictions.parent == results / "records"
+    assert len(predictions.read_text().splitlines()) == 10_001  # header + every test image
 
     again = run_cli(*tiny, "pattern=gs", "sparsity=0.9")
     assert again.returncode == 0

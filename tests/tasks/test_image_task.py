@@ -95,6 +95,8 @@ def test_torchvision_models_build_without_weights():
         ({"dense__schedule": "exp"}, "task.dense.schedule='exp'"),
         ({"dense__warmup": 1.5}, "task.dense.warmup=1.5"),
         ({"dense__epochs": 2.5}, "task.dense.epochs=2.5"),
+        # Zero dense epochs would cache an untrained model as the dense baseline.
+        ({"dense__epochs": 0}, "task.dense.epochs=0"),
         ({"exclude": "fc.weight"}, "task.exclude='fc.weight' must be a list"),
         ({"model": "vgg_tiny"}, "model='vgg_tiny' is unknown"),
         ({"model_args": {"depth": 3}}, "depth"),
@@ -209,6 +211,13 @@ def test_embedded_task_checks_and_trains_on_fashion_mnist():
     assert math.isfinite(task.train_one_epoch(model, train, optimizer, scheduler, None, "smoke"))
     x, y = next(iter(evaluation))
     assert x.shape == (500, 1, 28, 28)
+    result = task.test(model)
+    header, *rows = result.outputs["predictions.tsv"]
+    assert header == "index\tlabel\tprediction" and len(rows) == 10_000
+    hits = sum(label == guess for label, guess in (row.split("\t")[1:] for row in rows))
+    assert result.value == pytest.approx(100.0 * hits / 10_000)
+    # Fashion-MNIST's test set has 1,000 images of each class.
+    assert task.baseline() == {"name": "majority-class", "value": 10.0, "class": 0}
 
 
 def test_imagenet_check_names_the_preparation_script_and_the_embedded_task(tmp_path):
