@@ -42,6 +42,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -184,7 +185,6 @@ def dictionary_sentences(path: str | os.PathLike) -> list[str]:
     holds no brackets, slashes, semicolons or sb./sth. placeholders, and has
     4 to 14 words.
     """
-    import re
 
     keep = set()
     with open(path, encoding="utf-8") as handle:
@@ -371,8 +371,15 @@ def is_real_test(text: str, settings: Mapping[str, Any]) -> bool:
 # -- the cached corpus ---------------------------------------------------------------
 
 
+def corpus_identity(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that determine the corpus (``workers`` only changes how fast it is made)."""
+    return {key: value for key, value in settings.items() if key != "workers"}
+
+
 def corpus_key(settings: Mapping[str, Any]) -> str:
-    blob = json.dumps({"version": CORPUS_VERSION, **settings}, sort_keys=True, default=str)
+    """The cache folder name: a hash of ``corpus_identity`` and ``CORPUS_VERSION``."""
+    identity = {"version": CORPUS_VERSION, **corpus_identity(settings)}
+    blob = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -58,6 +58,7 @@ from gsprune.tasks.speech.data import (
     Utterances,
     check_tools,
     collate,
+    corpus_identity,
     load_corpus,
 )
 from gsprune.tasks.speech.features import LogMel, spec_augment
@@ -239,7 +240,7 @@ class SpeechTask(Task):
         )
         fingerprint = {key: self.cfg.get(key) for key in keys}
         if self.cfg.get("dataset") == "embedded":
-            fingerprint["corpus"] = self.corpus
+            fingerprint["corpus"] = corpus_identity(self.corpus)
         return fingerprint
 
     # -- model, loaders, loss ---------------------------------------------------------

@@ -72,6 +72,7 @@ def test_corpus_is_cached_under_its_key(tiny_corpus, tmp_path):
     assert (folder / "corpus.pt").stat().st_mtime_ns == stamp  # loaded, not rebuilt
     assert [c.id for c in second["train"]] == [c.id for c in first["train"]]
     assert corpus_key({**tiny_corpus, "seed": 1}) != corpus_key(tiny_corpus)
+    assert corpus_key({**tiny_corpus, "workers": 1}) == corpus_key(tiny_corpus)
     assert not list(folder.glob(".*.tmp"))
 
 
