@@ -229,8 +229,6 @@ class SpeechTask(Task):
             "data_dir",
             "train_splits",
             "real_repeats",
-            "features",
-            "spec_augment",
             "model",
             "preset",
             "model_args",
@@ -239,6 +237,7 @@ class SpeechTask(Task):
             "dense",
         )
         fingerprint = {key: self.cfg.get(key) for key in keys}
+        fingerprint.update(features=self.features, spec_augment=self.augment)
         if self.cfg.get("dataset") == "embedded":
             fingerprint["corpus"] = corpus_identity(self.corpus)
         return fingerprint
