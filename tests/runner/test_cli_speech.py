@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from gsprune.tasks.speech.data import CORPUS_DEFAULTS, read_prompt_transcripts
+from gsprune.tasks.speech.text import normalize
+
 TINY_SPEECH = [
     "task=speech",
     "task.corpus.prompt_voices=0",
@@ -65,7 +68,10 @@ def test_speech_run_records_wer_per_test_set_baseline_and_transcripts(
     assert (
         len(lines) == 1 + sizes["test_synthetic"]["utterances"] + sizes["test_real"]["utterances"]
     )
-    assert any(line.startswith("test_real\treal/") for line in lines)
+    # Each line's id names the clip its reference belongs to (checked against the package).
+    prompts = read_prompt_transcripts(CORPUS_DEFAULTS["transcripts"])
+    real = [line.split("\t") for line in lines[1:] if line.startswith("test_real\t")]
+    assert real and all(normalize(prompts[id_[len("real/") :]]) == ref for _, id_, ref, _ in real)
     layers = record["sparsity"]["layers"]
     assert "prologue.conv.weight" not in layers and "classifier.weight" not in layers
     assert "blocks.0.convs.0.conv.weight" in layers

@@ -88,6 +88,13 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
     return texts
 
 
+def loader_order(loader: DataLoader) -> list[int]:
+    """Dataset indices in the order an (unshuffled) evaluation loader yields them."""
+    if isinstance(loader.batch_sampler, LengthBatches):  # sorted by length
+        return [index for batch in loader.batch_sampler for index in batch]
+    return list(range(len(loader.dataset)))
+
+
 def wer(references: list[str], hypotheses: list[str]) -> float:
     """Word error rate in percent (jiwer): (substitutions + deletions + insertions) / words."""
     if not references:
@@ -355,12 +362,17 @@ class SpeechTask(Task):
         lines = ["set\tid\treference\thypothesis"]
         per_set, sizes, pooled_refs, pooled_hyps = {}, {}, [], []
         for name, dataset in tests.items():
-            refs, hyps = self._gather(self.transcribe(model, self._loader(dataset, False)))
+            loader = self._loader(dataset, False)
+            refs, hyps = self._gather(self.transcribe(model, loader))
             per_set[name] = round(wer(refs, hyps), 3)
             sizes[name] = {"utterances": len(refs), "words": sum(len(r.split()) for r in refs)}
             pooled_refs += refs
             pooled_hyps += hyps
-            ids = dataset.ids if not distributed() else [""] * len(refs)
+            ids = (
+                [dataset.ids[i] for i in loader_order(loader)]
+                if not distributed()
+                else [""] * len(refs)
+            )
             lines += [f"{name}\t{i}\t{r}\t{h}" for i, r, h in zip(ids, refs, hyps, strict=True)]
         details = {"wer": per_set, "test_sets": sizes, "latency_input": self.latency_input(model)}
         return Evaluation(wer(pooled_refs, pooled_hyps), details, {"transcripts.tsv": lines})
