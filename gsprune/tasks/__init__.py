@@ -29,8 +29,7 @@ def build(cfg: Mapping[str, Any]) -> Task:
     return TASKS.get(cfg["kind"])(cfg)
 
 
-# Task kinds register themselves on import (one module, or one package's task module, per kind).
-from gsprune.tasks import image  # noqa: E402,F401
+from gsprune.tasks import image, speech  # noqa: E402,F401
 from gsprune.tasks.translation import task as translation  # noqa: E402,F401
 
 __all__ = ["TASKS", "Task", "build", "register"]

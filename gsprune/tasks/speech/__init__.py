@@ -1,0 +1,9 @@
+"""Speech recognition task kind (``kind: speech``): Jasper + CTC, scored by WER.
+
+Parts: ``text`` (alphabet, normalisation), ``data`` (the embedded corpus:
+Asterisk prompts + synthesized speech, cached), ``librispeech`` (the paper-scale
+data), ``features`` (log-mel, SpecAugment), ``jasper`` (the model), ``task``
+(the registered Task).
+"""
+
+from gsprune.tasks.speech import task  # noqa: F401  (registers kind "speech")

@@ -1,0 +1,120 @@
+"""The paper-scale path on a few utterances written by the test in LibriSpeech's real layout:
+FLAC through torchaudio's LIBRISPEECH, features, a few training steps of a tiny Jasper,
+greedy decoding, WER per test set, the baseline, the transcripts file; and bad data."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from gsprune import tasks
+from gsprune.tasks.speech.librispeech import LibriSpeech
+
+CONF = Path(__file__).resolve().parents[3] / "conf" / "task"
+TINY_JASPER = {
+    "prologue": {"channels": 16, "kernel": 11, "dropout": 0.0},
+    "blocks": [
+        {"channels": 16, "kernel": 5, "dropout": 0.1},
+        {"channels": 24, "kernel": 7, "dropout": 0.1},
+    ],
+    "repeats": 2,
+    "epilogue": {"channels": 32, "kernel": 9, "hidden": 32, "dropout": 0.1},
+}
+
+
+def librispeech_config(data_dir: Path | str, **changes) -> dict:
+    cfg = yaml.safe_load((CONF / "librispeech.yaml").read_text())
+    cfg.update(
+        data_dir=str(data_dir),
+        train_splits=["train-clean-100"],
+        preset=None,
+        model_args=TINY_JASPER,
+        batch_size=2,
+        eval_batch_size=2,
+        num_workers=0,
+        amp=False,
+    )
+    cfg["dense"] = {**cfg["dense"], "epochs": 1, "lr": 3e-3, "reference_batch": None}
+    cfg.update(changes)
+    return cfg
+
+
+@pytest.mark.slow
+def test_librispeech_path_end_to_end(librispeech_root):
+    pytest.importorskip("torchcodec", reason="torchaudio reads FLAC through torchcodec")
+    task = tasks.build(librispeech_config(librispeech_root))
+    task.check()
+    assert task.describe()["scale"] == "paper"
+    train, tests = task.datasets()
+    assert len(train) == 6 and {name: len(d) for name, d in tests.items()} == {
+        "test-clean": 2,
+        "test-other": 2,
+    }
+    wave, text = train[0]
+    assert wave.dim() == 1 and len(wave) > 8000 and text == "please enter your number"
+
+    torch.manual_seed(0)
+    model = task.build_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    train_loader, eval_loader = task.loaders()
+    optimizer, scheduler = task.make_optimizer(model, "dense", len(train_loader))
+    loss = task.train_one_epoch(model, train_loader, optimizer, scheduler)
+    assert math.isfinite(loss) and loss > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+    value = task.evaluate(model, eval_loader)
+    assert value >= 0.0
+    result = task.test(model)
+    assert result.value == pytest.approx(value)
+    assert set(result.details["wer"]) == {"test-clean", "test-other"}
+    assert result.details["test_sets"]["test-other"] == {"utterances": 2, "words": 5}
+    assert result.details["latency_input"]["model_frames"] == 501
+    lines = result.outputs["transcripts.tsv"]
+    assert lines[0] == "set\tid\treference\thypothesis" and len(lines) == 5
+    assert lines[1].startswith("test-clean\ttest-clean/20-198-0000\t")  # split/<spk>-<chap>-<utt>
+    assert sorted(line.split("\t")[2] for line in lines[3:]) == ["goodbye", "you have new messages"]
+
+    baseline = task.baseline()
+    # All six training transcripts are unique: the alphabetically first one, "goodbye".
+    assert baseline["transcript"] == "goodbye"
+    assert baseline["wer"] == {"test-clean": 100.0, "test-other": 80.0}
+    assert baseline["value"] == pytest.approx(100 * 12 / 13)
+
+
+def test_missing_librispeech_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"data_dir is not set.*task=speech"):
+        tasks.build(librispeech_config("???")).check()
+    with pytest.raises(
+        FileNotFoundError, match=r"train-clean-100' is not at .*nowhere.*task=speech"
+    ):
+        tasks.build(librispeech_config(tmp_path / "nowhere")).check()
+    with pytest.raises(ValueError, match="task.test_splits='test-clean'"):
+        tasks.build(librispeech_config(tmp_path, test_splits="test-clean")).check()
+
+
+@pytest.mark.slow
+def test_unreadable_audio_and_empty_transcripts_name_the_file(librispeech_root):
+    pytest.importorskip("torchcodec", reason="torchaudio reads FLAC through torchcodec")
+    chapter = librispeech_root / "LibriSpeech" / "test-other" / "21" / "198"
+    (chapter / "21-198-0000.flac").write_bytes(b"fLaC but nothing after")
+    data = LibriSpeech(librispeech_root, "test-other")
+    with pytest.raises(ValueError, match=r"21-198-0000\.flac cannot be read"):
+        data[0]
+    assert data[1][1] == "you have new messages"
+    trans = chapter / "21-198.trans.txt"
+    trans.write_text("21-198-0000\n21-198-0001 YOU HAVE NEW MESSAGES\n")
+    with pytest.raises(
+        ValueError, match=r"21-198-0000\.flac has an empty transcript in .*21-198\.trans\.txt"
+    ):
+        LibriSpeech(librispeech_root, "test-other").texts()
+    trans.unlink()
+    with pytest.raises(FileNotFoundError, match=r"21-198\.trans\.txt is missing"):
+        LibriSpeech(librispeech_root, "test-other")[1]
+    shutil.rmtree(chapter.parent.parent)
+    with pytest.raises(FileNotFoundError, match="test-other' is not at"):
+        LibriSpeech(librispeech_root, "test-other")
