@@ -23,6 +23,19 @@ SENTENCES = Path(CORPUS_DEFAULTS["sentences"])
 TOOLS = ("espeak-ng", "flite", "sox")
 
 
+def tiny_jasper(dropout: float = 0.0) -> dict:
+    """``model_args`` of a Jasper small enough for tests: 2 blocks x 2 repeats."""
+    return {
+        "prologue": {"channels": 16, "kernel": 11, "dropout": 0.0},
+        "blocks": [
+            {"channels": 16, "kernel": 5, "dropout": dropout},
+            {"channels": 24, "kernel": 7, "dropout": dropout},
+        ],
+        "repeats": 2,
+        "epilogue": {"channels": 32, "kernel": 9, "hidden": 32, "dropout": dropout},
+    }
+
+
 @pytest.fixture
 def speech_data() -> None:
     """Skip when the Debian speech packages of apt.txt are absent."""

@@ -15,16 +15,10 @@ import yaml
 from gsprune import tasks
 from gsprune.tasks.speech.librispeech import LibriSpeech
 
+from .conftest import tiny_jasper
+
 CONF = Path(__file__).resolve().parents[3] / "conf" / "task"
-TINY_JASPER = {
-    "prologue": {"channels": 16, "kernel": 11, "dropout": 0.0},
-    "blocks": [
-        {"channels": 16, "kernel": 5, "dropout": 0.1},
-        {"channels": 24, "kernel": 7, "dropout": 0.1},
-    ],
-    "repeats": 2,
-    "epilogue": {"channels": 32, "kernel": 9, "hidden": 32, "dropout": 0.1},
-}
+TINY_JASPER = tiny_jasper(0.1)
 
 
 def librispeech_config(data_dir: Path | str, **changes) -> dict:

@@ -15,16 +15,10 @@ from gsprune.tasks.speech.task import greedy_decode, wer
 from gsprune.tasks.speech.text import ALPHABET, encode
 from gsprune.views import prunable_parameters
 
+from .conftest import tiny_jasper
+
 CONF = Path(__file__).resolve().parents[3] / "conf" / "task"
-TINY_JASPER = {
-    "prologue": {"channels": 16, "kernel": 11, "dropout": 0.0},
-    "blocks": [
-        {"channels": 16, "kernel": 5, "dropout": 0.0},
-        {"channels": 24, "kernel": 7, "dropout": 0.0},
-    ],
-    "repeats": 2,
-    "epilogue": {"channels": 32, "kernel": 9, "hidden": 32, "dropout": 0.0},
-}
+TINY_JASPER = tiny_jasper(0.0)
 
 
 def config(name: str, **changes) -> dict:
