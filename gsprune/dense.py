@@ -146,8 +146,11 @@ def train_epoch(
 ) -> None:
     """One epoch of ``phase`` ("dense" | "fine-tune"); a diverged loss becomes a RunError."""
     desc = f"{phase} {epoch + 1}/{epochs}"
+    section = task.cfg["dense" if phase == "dense" else "finetune"]
     try:
-        task.train_one_epoch(model, loader, optimizer, scheduler, after_step, desc)
+        task.train_one_epoch(
+            model, loader, optimizer, scheduler, after_step, desc, section.get("clip_norm")
+        )
     except FloatingPointError as err:
         raise RunError(
             f"training diverged during {desc} ({err}); the last good checkpoint is kept "

@@ -19,6 +19,7 @@ Optimizer sections (``dense:`` and ``finetune:`` of a task config)::
     warmup: 0.0            # fraction of the steps with a linear warm-up from ~0
     milestones: []         # step schedule: fractions of the steps where lr *= gamma
     gamma: 0.1
+    clip_norm: null        # clip the gradients' global L2 norm to this (null: no clipping)
     init: null             # dense only: start from given weights instead of training
 
 ``dense.init`` is a path to a state-dict file (see ``gsprune.weights``) or a name
@@ -63,6 +64,7 @@ PHASE_DEFAULTS: dict[str, Any] = {
     "warmup": 0.0,
     "milestones": [],
     "gamma": 0.1,
+    "clip_norm": None,
 }
 
 
@@ -338,6 +340,8 @@ class Task(ABC):
                 check_number(
                     merged["reference_batch"], f"{where}.reference_batch", minimum=1, integer=True
                 )
+            if merged["clip_norm"] is not None:
+                check_number(merged["clip_norm"], f"{where}.clip_norm", minimum=0.0, strict=True)
 
     def make_optimizer(
         self, model: nn.Module, phase: str, steps: int
@@ -391,6 +395,7 @@ class Task(ABC):
         scheduler: LRScheduler,
         after_step: Callable[[int], Mapping[str, str] | None] | None = None,
         desc: str = "train",
+        clip_norm: float | None = None,
     ) -> float:
         """One pass over ``loader``; returns the mean training loss.
 
@@ -402,7 +407,8 @@ class Task(ABC):
         is refreshed at once when it changes. A non-finite loss raises FloatingPointError
         before its backward pass, so the parameters stay those of the last good
         step (buffers such as BatchNorm statistics have seen the bad batch; the
-        runner restores its last checkpoint).
+        runner restores its last checkpoint). ``clip_norm`` (the phase's
+        ``clip_norm`` setting) clips the gradients' global L2 norm before each step.
         """
         model.train()
         device = model_device(model)
@@ -427,6 +433,8 @@ class Task(ABC):
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss is {value} at step {step} of {desc}")
             loss.backward()
+            if clip_norm is not None:  # LSTMs (GNMT) train with clipped gradients
+                nn.utils.clip_grad_norm_(model.parameters(), float(clip_norm))
             optimizer.step()
             scheduler.step()
             extra = after_step(step) if after_step is not None else None

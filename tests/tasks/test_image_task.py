@@ -271,3 +271,31 @@ def test_imagenet_layout_checks_and_a_tiny_image_folder_trains(tmp_path):
     (tmp_path / "val" / "n03" / "a.png").write_bytes(b"")
     with pytest.raises(ValueError, match="different class folders"):
         task.check()
+
+
+def test_clip_norm_bounds_every_update():
+    # Plain SGD without momentum moves the parameters by lr * (clipped gradient), so every
+    # step's update has an L2 norm of at most lr * clip_norm; without clipping it is larger.
+    def largest_update(clip_norm):
+        task = tasks.build(small_image_config(amp=False))
+        task.cfg["dense"].update(optimizer="sgd", momentum=0.0, nesterov=False, lr=1.0)
+        task.cfg["dense"]["weight_decay"] = 0.0
+        torch.manual_seed(0)
+        model = task.build_model()
+        train, _ = fake_loaders()
+        optimizer, scheduler = task.make_optimizer(model, "dense", steps=len(train))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        before = [p.detach().clone() for p in model.parameters()]
+        updates = []
+
+        def after_step(step):
+            now = [p.detach().clone() for p in model.parameters()]
+            moved = torch.cat([(a - b).flatten() for a, b in zip(now, before, strict=True)])
+            updates.append(float(moved.norm()))
+            before[:] = now
+
+        task.train_one_epoch(model, train, optimizer, scheduler, after_step, "clip", clip_norm)
+        return max(updates)
+
+    assert largest_update(0.01) <= 0.01 * (1 + 1e-4)
+    assert largest_update(None) > 0.05
