@@ -221,6 +221,15 @@ def recipe(record: dict[str, Any]) -> dict[str, str]:
     return {**_flatten(config), **_flatten({"prune": record.get("prune") or {}})}
 
 
+def _shown_path(file: Path) -> str:
+    """``file`` relative to the working directory when it lies below it (tables that get
+    committed then hold no absolute machine paths), else as given."""
+    try:
+        return Path(file).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(file)
+
+
 def record_row(record: dict[str, Any]) -> dict[str, Any]:
     """Flatten one run record (schema of ``gsprune.records``) into one table row.
 
@@ -396,7 +405,7 @@ def load_records(paths: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, list
             )
             continue
         first_file[row["run_id"]] = file
-        row["path"] = str(file)
+        row["path"] = _shown_path(file)
         rows.append(row)
     if not rows:
         return runs_frame([]), skipped

@@ -202,3 +202,13 @@ def test_malformed_optional_blocks_skip_the_record(
     df, skipped = report.load_records([tmp_path])
     assert list(df["run_id"]) == ["good"]
     assert skipped == [f"skipped {tmp_path / 'bad.json'}: {message}"]
+
+
+def test_record_paths_are_shown_relative_to_the_working_directory(tmp_path, monkeypatch):
+    from gsprune.report.table import _shown_path
+
+    monkeypatch.chdir(tmp_path)
+    inside = tmp_path / "results" / "records" / "abc.json"
+    assert _shown_path(inside) == "results/records/abc.json"
+    elsewhere = tmp_path.parent / "other" / "abc.json"
+    assert _shown_path(elsewhere) == str(elsewhere)
