@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -36,17 +37,38 @@ def split_prefix(split: str, src: str, tgt: str, lang: str) -> str:
     return f"{split}.{src}-{tgt}.{lang}"
 
 
-def sentencepiece_processor(model_file: Path):  # -> sentencepiece.SentencePieceProcessor
-    """The sentencepiece model in ``model_file``, loaded once per file version (mtime, size)."""
-    stat = model_file.stat()
-    return _load_sentencepiece(str(model_file), stat.st_mtime_ns, stat.st_size)
+def load_once(path: Path, load: Callable[[str], Any]) -> Any:
+    """``load(str(path))``, cached per file version (path, mtime, size).
+
+    A file that every batch or sentence needs (the dictionary, the
+    sentencepiece model) is read once per process until it changes. ``load``
+    must be a module-level function (it is part of the cache key); the object
+    returned is shared, so callers must not modify it.
+    """
+    stat = path.stat()
+    return _load_cached(load, str(path), stat.st_mtime_ns, stat.st_size)
 
 
 @cache
-def _load_sentencepiece(model_file: str, mtime_ns: int, size: int):
+def _load_cached(load: Callable[[str], Any], path: str, mtime_ns: int, size: int) -> Any:
+    return load(path)
+
+
+def _read_sentencepiece(path: str):  # -> sentencepiece.SentencePieceProcessor
     import sentencepiece
 
-    return sentencepiece.SentencePieceProcessor(model_file=model_file)
+    return sentencepiece.SentencePieceProcessor(model_file=path)
+
+
+def _read_dictionary(path: str) -> Dictionary:
+    from fairseq.data import Dictionary
+
+    return Dictionary.load(path)
+
+
+def sentencepiece_processor(model_file: Path):  # -> sentencepiece.SentencePieceProcessor
+    """The sentencepiece model in ``model_file``, loaded once per file version."""
+    return load_once(model_file, _read_sentencepiece)
 
 
 @dataclass(frozen=True)
@@ -73,10 +95,12 @@ class Corpus:
         return text.split("\n")[:-1]
 
     def dictionary(self) -> Dictionary:
-        """The joined fairseq dictionary (4 specials ``<s> <pad> </s> <unk>``, then pieces)."""
-        from fairseq.data import Dictionary
+        """The joined fairseq dictionary (4 specials ``<s> <pad> </s> <unk>``, then pieces).
 
-        return Dictionary.load(str(self.root / f"dict.{self.src}.txt"))
+        Loaded once per file version (``load_once``; the training loss asks for
+        its padding index every step): shared, not to be modified.
+        """
+        return load_once(self.root / f"dict.{self.src}.txt", _read_dictionary)
 
     def dataset(self, split: str) -> LanguagePairDataset:
         """The binarized ``split`` as a LanguagePairDataset (src -> tgt, one dictionary).
