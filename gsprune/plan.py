@@ -31,7 +31,7 @@ from gsprune.patterns.base import Pattern, check_sparsity
 from gsprune.pruning import pruning_steps
 from gsprune.pruning.scores import SCORES
 from gsprune.records import RUN_ONLY_KEYS, record_path
-from gsprune.tasks.base import Task, check_choice, check_number, map_batch
+from gsprune.tasks.base import Task, check_choice, check_number
 from gsprune.views import gemm_view, prunable_parameters
 from gsprune.weights import DenseInit, check_fits, read_state_dict, resolve_init
 
@@ -235,8 +235,7 @@ def _check_prunable(run_plan: RunPlan, model: torch.nn.Module) -> None:
 
 def _check_forward(task: Task, model: torch.nn.Module) -> None:
     """One eval example through ``task.loss``: a model that cannot run on the data fails here."""
-    _, eval_loader = task.loaders()
-    example = map_batch(next(iter(eval_loader)), lambda tensor: tensor[:1])
+    example = task.first_example()
     model.eval()
     try:
         with torch.no_grad():

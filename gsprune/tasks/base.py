@@ -212,6 +212,11 @@ class Task(ABC):
         """
         return None
 
+    def first_example(self) -> Any:
+        """The first example of the eval loader: its first batch cut to row 0 of every tensor."""
+        _, loader = self.loaders()
+        return map_batch(next(iter(loader)), lambda tensor: tensor[:1])
+
     def latency_columns(self, model: nn.Module, names: list[str]) -> dict[str, int]:
         """GEMM columns N of each pruned weight for one example, as latency times it.
 
@@ -221,8 +226,7 @@ class Task(ABC):
         conv layer multiplies by one column per output position, so an image's
         latency is that of an SpMM with H_out * W_out columns, not a GEMV.
         """
-        _, loader = self.loaders()
-        example = map_batch(next(iter(loader)), lambda tensor: tensor[:1])
+        example = self.first_example()
         was_training = model.training
         model.eval()
         try:
