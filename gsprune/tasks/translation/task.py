@@ -199,6 +199,7 @@ class TranslationTask(Task):
         )
 
     def evaluate(self, model: nn.Module, loader: DataLoader) -> float:
+        """BLEU of ``loader``'s translations; ``loader`` is the test loader (its references)."""
         return self.score(self.translate(model, loader), self.corpus().raw("test", self.target))[
             "bleu"
         ]
