@@ -293,8 +293,10 @@ class GNMTModel(FairseqEncoderDecoderModel):
 
 @register_model_architecture("gnmt", "gnmt")
 def gnmt_architecture(args) -> None:
+    """Fill the settings fairseq's command line left unset (an explicit 0 stays 0)."""
     for key, value in GNMT_DEFAULTS.items():
-        setattr(args, key, getattr(args, key, None) or value)
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
 
 
 def check_gnmt_args(model_args: Mapping[str, Any]) -> dict[str, Any]:

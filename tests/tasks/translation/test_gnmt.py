@@ -185,3 +185,14 @@ def test_fairseq_beam_search_decodes_a_collated_batch():
         assert best[-1] == eos and len(best) <= longest + 4 + 1
         scores = [hyp["score"] for hyp in beam]
         assert scores == sorted(scores, reverse=True)
+
+
+def test_fairseq_architecture_defaults_keep_explicit_zeros():
+    from argparse import Namespace
+
+    from gsprune.tasks.translation.gnmt import GNMT_DEFAULTS, gnmt_architecture
+
+    args = Namespace(dropout=0.0, hidden=None)
+    gnmt_architecture(args)
+    assert args.dropout == 0.0 and args.hidden == GNMT_DEFAULTS["hidden"]
+    assert args.share_embeddings is False and args.encoder_layers == 4
