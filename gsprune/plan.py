@@ -31,7 +31,7 @@ from gsprune.patterns.base import Pattern, check_sparsity
 from gsprune.pruning import pruning_steps
 from gsprune.pruning.scores import SCORES
 from gsprune.records import RUN_ONLY_KEYS, record_path
-from gsprune.tasks.base import Task, check_choice, check_number
+from gsprune.tasks.base import Task, check_choice, check_flag, check_number
 from gsprune.views import gemm_view, prunable_parameters
 from gsprune.weights import DenseInit, check_fits, read_state_dict, resolve_init
 
@@ -154,8 +154,7 @@ def _check_top_level(config: dict[str, Any]) -> None:
     if seed >= 2**63:
         raise ValueError(f"seed={seed} is too large; accepted: an integer in [0, 2**63)")
     for key in ("force", "keep_model"):
-        if not isinstance(config[key], bool):
-            raise ValueError(f"{key}={config[key]!r} is not accepted; it must be true or false")
+        check_flag(config[key], key)
     if not isinstance(config["results_dir"], str) or not config["results_dir"].strip():
         raise ValueError(
             f"results_dir={config['results_dir']!r} is not accepted; it must be a directory path"

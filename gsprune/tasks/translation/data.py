@@ -32,7 +32,7 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
-from gsprune.tasks.base import check_number
+from gsprune.tasks.base import check_flag, check_number
 from gsprune.tasks.translation import ding, wmt16
 from gsprune.tasks.translation.corpus import SPLITS, Corpus, load_corpus
 from gsprune.tasks.translation.prepare import (
@@ -120,8 +120,7 @@ def prepare_ding(
     src, tgt = _languages(s, "translation")
     check_number(s["valid_size"], "translation.valid_size", 1, integer=True)
     check_number(s["test_size"], "translation.test_size", 1, integer=True)
-    if not isinstance(s["phrases"], bool):
-        raise ValueError(f"translation.phrases={s['phrases']!r} must be true or false")
+    check_flag(s["phrases"], "translation.phrases")
     if s["limit"] is not None:
         check_number(s["limit"], "translation.limit", 1, integer=True)
     lines = ding.read_ding(dict_file)

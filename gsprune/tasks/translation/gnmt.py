@@ -44,6 +44,8 @@ from fairseq.models import (
 )
 from torch import nn
 
+from gsprune.tasks.base import check_flag
+
 # model_args accepted by build_gnmt (the keys of a task config's ``model_args``).
 GNMT_DEFAULTS: dict[str, Any] = {
     "hidden": 1024,
@@ -317,8 +319,7 @@ def check_gnmt_args(model_args: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
         raise ValueError(f"task.model_args.dropout={dropout!r} must be a number in [0, 1)")
     for key in ("share_embeddings", "tie_output"):
-        if not isinstance(settings[key], bool):
-            raise ValueError(f"task.model_args.{key}={settings[key]!r} must be true or false")
+        check_flag(settings[key], f"task.model_args.{key}")
     return settings
 
 
