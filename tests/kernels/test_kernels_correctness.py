@@ -1,9 +1,10 @@
 """Every kernel against the float64 product of the matrix its format holds.
 
-Shapes include ones that V, the blocks and m do not divide; N in {1, 7, 64} covers the
-GEMV path, the masked column tail and full register tiles; threads 1 and 2 cover the
-serial and the split (including the scatter kernels' private-copy and column-split)
-paths.
+Shapes include ones that V, the blocks and m do not divide; N in {1, 3, 17, 49, 64} covers
+the GEMV path, column tiles narrower than a vector, partial tiles, several tiles and full
+ones; threads 1 and 2 cover the serial and the split (including the scatter kernels'
+private-copy and column-split) paths; 203 rows on one thread take the GS kernel's packed
+x tiles, fewer rows per thread read x in place.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from gsprune import kernels
 
 SHAPES = [(37, 50), (64, 64), (5, 3), (203, 129)]
-NS = (1, 7, 64)
+NS = (1, 3, 17, 49, 64)
 THREADS = (1, 2)
 COMPILED = ("cpu", "cpu_scalar")
 
@@ -60,12 +61,15 @@ def test_gs(variant, V, index_dtype, backend, gen, by_hand):
 
 
 @pytest.mark.parametrize("variant", ["gs", "gs_scatter", "gs_free"])
-def test_gs_large_indexed_dimension_uses_int32(variant, backend, gen, by_hand):
-    # K (or M for gs_scatter) >= 32768: the encoders store int32 indices.
-    M, K = (40000, 20) if variant == "gs_scatter" else (20, 40000)
+@pytest.mark.parametrize("N", [1, 9, 40])
+@pytest.mark.parametrize(("indexed", "dtype"), [(32767, torch.int16), (40000, torch.int32)])
+def test_gs_index_dtype_boundary(variant, N, indexed, dtype, backend, gen, by_hand):
+    # The indexed dimension (K, or M for gs_scatter) up to 32767 takes int16 indices (the
+    # largest, 32766, must not sign-extend), from 32768 on int32.
+    M, K = (indexed, 20) if variant == "gs_scatter" else (20, indexed)
     fmt, W = by_hand.gs(M, K, 8, variant, gen, max_k=3)
-    assert fmt.index.dtype == torch.int32
-    x = torch.randn(K, 9, generator=gen)
+    assert fmt.index.dtype == dtype
+    x = torch.randn(K, N, generator=gen)
     assert_product(kernels.matmul(fmt, x, threads=2, backend=backend), W, x, variant)
 
 

@@ -33,7 +33,7 @@ at::Tensor gs_matmul(const at::Tensor& band_ptr, const at::Tensor& values, const
     const Idx* idx = index.data_ptr<Idx>();
     if (variant == "gs") {
       gsprune::gs_rows_matmul<Idx>(band_ptr.data_ptr<int64_t>(), n_bands, values.data_ptr<float>(),
-                                   idx, V, x.data_ptr<float>(), N, y.data_ptr<float>(), M,
+                                   idx, V, x.data_ptr<float>(), K, N, y.data_ptr<float>(), M,
                                    threads, simd);
       return;
     }

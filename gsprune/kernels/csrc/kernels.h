@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -30,6 +31,37 @@ constexpr int kYmmRegisters = 32;
 #else
 constexpr int kYmmRegisters = 16;
 #endif
+// Column-tile width of the SpMM kernels in 8-float vectors: 4 lanes x kTileVectors
+// accumulators plus the broadcast must fit the register file (12 of 16, 16 of 32).
+constexpr int kTileVectors = kYmmRegisters == 32 ? 4 : 3;
+constexpr int64_t kTileColumns = 8 * kTileVectors;
+
+inline int64_t round_up8(int64_t n) { return (n + 7) / 8 * 8; }
+
+// A 64-byte aligned float buffer (packed x column tiles, output tiles); empty when n == 0.
+class Scratch {
+ public:
+  explicit Scratch(size_t n)
+      : data_(n ? static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64))
+                : nullptr) {}
+  ~Scratch() { std::free(data_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  float* data_;
+};
+
+// xp[K, wp] = x[0:K, n0:n0+w] with columns w..wp zero (x is [K, N] row-major): a column
+// tile whose rows are dense and 32-byte aligned, so a tile spans the fewest cache lines.
+inline void pack_columns(const float* x, int64_t K, int64_t N, int64_t n0, int64_t w, int64_t wp,
+                         float* xp) {
+  for (int64_t r = 0; r < K; ++r) {
+    std::memcpy(xp + r * wp, x + r * N + n0, w * sizeof(float));
+    std::fill(xp + r * wp + w, xp + (r + 1) * wp, 0.0f);
+  }
+}
 
 // Runs body(u0, u1) on `threads` OpenMP threads over contiguous ranges of [0, n_units).
 // With `ptr` (a prefix sum, ptr[u+1] - ptr[u] = non-zeros of unit u) the ranges carry
@@ -73,7 +105,7 @@ inline void row_scalar(Visit&& visit, const float* x, int64_t N, float* yrow) {
   });
 }
 
-// yrow[0:N] += v * xrow[0:N] (the scatter-add of the gs_scatter / gs_free kernels).
+// yrow[0:N] += v * xrow[0:N] (the portable scatter-add of the gs_scatter / gs_free kernels).
 inline void axpy_scalar(float v, const float* xr, float* yr, int64_t N) {
   for (int64_t n = 0; n < N; ++n) yr[n] += v * xr[n];
 }
@@ -143,6 +175,18 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// f(IntC<nv>{}) for a run-time nv in 1..kTileVectors (the tile's width in vectors).
+template <class F>
+inline void with_vectors(int64_t nv, F&& f) {
+  switch (nv) {
+    case 1: return f(IntC<1>{});
+    case 2: return f(IntC<2>{});
+    case 3: return f(IntC<3>{});
+    default:
+      if constexpr (kTileVectors >= 4) return f(IntC<4>{});
+  }
+}
+
 // Walks the columns [0, N) of x/y in register tiles: full tiles of 8*NV columns, then
 // 8-column tiles, then one masked tail tile of < 8 columns. Calls
 // tile(IntC<nv>, BoolC<masked>, n0, mask) for each.
@@ -181,14 +225,6 @@ inline void row_simd(Visit&& visit, const float* x, int64_t N, float* yrow) {
   });
 }
 
-inline void axpy_simd(float v, const float* xr, float* yr, int64_t N) {
-  const __m256 b = _mm256_set1_ps(v);
-  int64_t n = 0;
-  for (; n + 8 <= N; n += 8)
-    _mm256_storeu_ps(yr + n, _mm256_fmadd_ps(b, _mm256_loadu_ps(xr + n), _mm256_loadu_ps(yr + n)));
-  for (; n < N; ++n) yr[n] += v * xr[n];
-}
-
 #endif  // GSPRUNE_AVX2
 
 // "avx2" or "scalar": what `simd=true` runs.
@@ -200,8 +236,8 @@ inline const char* simd_isa() { return GSPRUNE_AVX2 ? "avx2" : "scalar"; }
 // band_ptr: int64[n_bands+1]; values: float[G, V]; index: Idx[G, V] (columns).
 template <typename Idx>
 void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* values,
-                    const Idx* index, int V, const float* x, int64_t N, float* y, int64_t M,
-                    int threads, bool simd);
+                    const Idx* index, int V, const float* x, int64_t K, int64_t N, float* y,
+                    int64_t M, int threads, bool simd);
 
 // GS variants "gs_scatter" (lane_index == nullptr: lane i of band t owns column t*V+i,
 // index holds rows) and "gs_free" (lane_index holds rows, index columns). Scatter-adds
