@@ -203,9 +203,9 @@ def _birkhoff(square: np.ndarray) -> np.ndarray:
     """Split a k-regular ``int[B, B]`` into k permutations, returned as ``int[k, B]``.
 
     Row i of the result maps each row to its column in one permutation; each
-    permutation appears as often as its multiplicity, its copies spread evenly over the k. Each round takes the
-    heaviest perfect matching inside the support (cells off the support cost
-    more than any matching on it): heavy cells first roughly halves the rounds
+    permutation appears as often as its multiplicity, its copies spread evenly over the
+    k rows. Each round takes the heaviest perfect matching inside the support (cells off
+    the support cost more than any matching on it): heavy cells first roughly halves the rounds
     against any matching on the support (e.g. 20 instead of 40 for B = 8, k = 100).
     """
     square = square.copy()
