@@ -1,131 +1,156 @@
 """Speed of the compiled sparse kernels against dense and torch.sparse baselines.
 
-For Gaussian weights of 1024x1024, 4096x1024, 2048x512 and 4096x4096 at sparsities
-0.5, 0.7, 0.8, 0.9, 0.95 it projects |w| onto each pattern, encodes the mask, and
-times y = W @ x for N = 1 and N = 64 columns of x with ``gsprune.kernels.matmul``:
+Cases (``CASES``): the prunable GEMMs the embedded tasks really run, beside square ones.
+
+- image: the embedded ResNet's 3x3 conv GEMMs (out x in*9) at batch 1, N = output
+  positions of a 28x28 Fashion-MNIST image (196, 49, 16), and the last one at N = 64;
+- translation: the embedded GNMT's LSTM gate matrices (4*256 x 256 recurrent and
+  first-layer input, 4*256 x 512 for the inputs that carry the bidirectional output or
+  the attention context) at N = 1 (one sentence, one decoder step) and N = 64 (a batch);
+- speech: the embedded Jasper's block convolutions (out x in*kernel: 128x1408, 160x2720,
+  256x2880) at N = 501 (10 s of audio at 8 kHz, batch 1);
+- square: 1024x1024 and 4096x4096 at N = 1 and 64.
+
+For each case and sparsity (0.5 and 0.9 by default) it projects a Gaussian weight's |w|
+onto each pattern, encodes it, checks every kernel against the dense product, then times
+y = W @ x with ``gsprune.kernels.matmul`` for every thread count asked:
 
 - dense: ``F.linear`` (oneDNN/MKL), backend "dense";
 - torch.sparse CSR: ``torch.sparse.mm``, backend "torch_sparse_csr";
-- our CSR (unstructured), BSR 1x8 (block), N:M 2:4 (at 0.5 only) and GS V=8 ("gs"
-  variant), backend "cpu".
+- our CSR (unstructured), BSR 1x8 (block), N:M 2:4 (at 0.5 only) and the GS variants
+  gs, gs_scatter and gs_free with V = 8, backend "cpu" (the best build this CPU runs);
+  where that is the AVX-512 build, also gs on the AVX2 build ("gs_avx2").
 
-All kernels of one (shape, sparsity, N) are timed interleaved round-robin
-(``gsprune.latency.timing.time_interleaved``) on the same x, after checking each
-result against the dense product of the masked weight. Each is reported as median
-milliseconds and as speedup over dense, beside the H(8, 8) step ratio of the GS
-format (``gsprune.latency.model``: dense steps / GS steps, N = 1).
-
-It also measures the memory bandwidth (a large tensor copy, and the dense GEMV's
-weight stream) and gives, for GS at N = 1, the time its format bytes take at that
-bandwidth: GS cannot beat it when its data comes from DRAM; a 4096x4096 GS matrix at
-0.9 (about 10 MB) fits the 32 MB L3 of the reference machine and can.
+Timing on a shared, noisy host: ``--rounds`` rounds, each a ``time_interleaved`` call
+(all kernels of the case round-robin on the same x). Reported per kernel: the best
+round's median (the headline: the least disturbed round) beside the median of all
+samples, and the load average before and after. Derived: speedup over dense (best
+rounds), useful GFLOP/s (2 * non-zeros * N / time) and its ratio to dense's GFLOP/s
+(2 * M * K * N / time), i.e. how well the kernel uses the machine per useful FLOP.
 
 Writes results/bench/kernels.md and results/bench/kernels.csv.
 
 ``--backend cuda`` times the GPU kernels instead (``bench_kernels_cuda.py``: Triton and
 CUDA C++ GS kernels against cuBLAS, cuSPARSE CSR and torch BSR, CUDA events) for the
-same shapes and writes results/bench/kernels_cuda.{md,csv}; without a CUDA device it
+square shapes and writes results/bench/kernels_cuda.{md,csv}; without a CUDA device it
 writes nothing and exits with status 2.
 
-    python scripts/bench_kernels.py [--backend cpu|cuda] [--quick] [--threads 2]
-                                    [--repeats 20] [--jobs 1] [--out results/bench]
+    python scripts/bench_kernels.py [--backend cpu|cuda] [--quick] [--threads 1 2]
+                                    [--rounds 5] [--repeats 5] [--jobs 1] [--out results/bench]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from benchlib import check, encode, gaussian, write_csv
 
 from gsprune import kernels
 from gsprune.formats.base import DenseMatrix, SparseFormat
-from gsprune.latency import model
+from gsprune.kernels import build
 from gsprune.latency.machine import machine_facts, versions
 from gsprune.latency.timing import time_interleaved
 
-SHAPES = ((1024, 1024), (4096, 1024), (2048, 512), (4096, 4096))
-SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95)
-NS = (1, 64)
-QUICK = {"shapes": ((1024, 1024), (4096, 4096)), "sparsities": (0.5, 0.9)}
+# (task, M, K, N): see the module docstring for where each comes from.
+CASES = (
+    ("image", 64, 576, 196),
+    ("image", 128, 1152, 49),
+    ("image", 256, 2304, 16),
+    ("image", 256, 2304, 64),
+    ("translation", 1024, 256, 1),
+    ("translation", 1024, 512, 1),
+    ("translation", 1024, 512, 64),
+    ("speech", 128, 1408, 501),
+    ("speech", 160, 2720, 501),
+    ("speech", 256, 2880, 501),
+    ("square", 1024, 1024, 1),
+    ("square", 1024, 1024, 64),
+    ("square", 4096, 4096, 1),
+    ("square", 4096, 4096, 64),
+)
+SPARSITIES = (0.5, 0.9)
+QUICK_CASES = (("image", 64, 576, 196), ("square", 1024, 1024, 1))
+# Square shapes and N for the cuda backend.
+CUDA_SHAPES = ((1024, 1024), (4096, 1024), (2048, 512), (4096, 4096))
+CUDA_SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95)
+CUDA_NS = (1, 64)
 # column label -> (pattern, pattern params, backend, sparsities it applies to or None = all)
 SPARSE = {
     "torch_csr": ("unstructured", {}, "torch_sparse_csr", None),
     "csr": ("unstructured", {}, "cpu", None),
     "bsr_1x8": ("block", {"R": 1, "C": 8}, "cpu", None),
     "nm_2:4": ("nm", {"N": 2, "M": 4}, "cpu", (0.5,)),
-    "gs_v8": ("gs", {"V": 8}, "cpu", None),
+    "gs": ("gs", {"V": 8}, "cpu", None),
+    "gs_scatter": ("gs_scatter", {"V": 8}, "cpu", None),
+    "gs_free": ("gs_free", {"V": 8}, "cpu", None),
 }
+# Where the "cpu" backend runs the AVX-512 build, GS on the AVX2 build beside it.
+if build.supported_isas()[0] == "avx512":
+    SPARSE["gs_avx2"] = ("gs", {"V": 8}, "cpu_avx2", None)
 COLUMNS = ("dense", *SPARSE)
+GS_COLUMNS = ("gs", "gs_scatter", "gs_free")
 
 
-def bandwidth_gbs(threads: int, repeats: int) -> dict[str, float]:
-    """Memory bandwidth in GB/s: a 256 MiB copy (read + write) and a dense 8192^2 GEMV."""
-    src = torch.rand(64 << 20)
-    dst = torch.empty_like(src)
-    w = torch.rand(8192, 8192)
-    v = torch.rand(8192)
-    torch.set_num_threads(threads)
-    stats = time_interleaved(
-        {"copy": lambda: dst.copy_(src), "gemv": lambda: torch.mv(w, v)},
-        warmup=2,
-        repeats=repeats,
-    )
-    return {
-        "copy": 2 * src.numel() * 4 / stats["copy"].median_ms / 1e6,
-        "gemv": w.numel() * 4 / stats["gemv"].median_ms / 1e6,
-    }
+def time_rounds(
+    fns: dict[str, Callable[[], object]], rounds: int, repeats: int
+) -> dict[str, tuple[float, float]]:
+    """``{name: (best round's median ms, median ms of all samples)}`` over ``rounds``
+    interleaved rounds of ``repeats`` calls each (a warm-up call before every round)."""
+    medians: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        stats = time_interleaved(fns, warmup=1, repeats=repeats)
+        for name, stat in stats.items():
+            medians[name].append(stat.median_ms)
+    return {name: (min(values), float(np.median(values))) for name, values in medians.items()}
 
 
 def bench_case(
-    shape: tuple[int, int], sparsity: float, threads: int, warmup: int, repeats: int, gbs: float
+    case: tuple[str, int, int, int],
+    sparsity: float,
+    threads: tuple[int, ...],
+    rounds: int,
+    repeats: int,
 ) -> list[dict]:
-    """Rows for one (shape, sparsity): one per N, every applicable column timed together."""
-    M, K = shape
+    """Rows for one (case, sparsity): one per thread count, every column timed together."""
+    task, M, K, N = case
     gen = torch.Generator().manual_seed(0)
-    weight = gaussian(shape, gen)
+    weight = gaussian((M, K), gen)
     mats: dict[str, tuple[SparseFormat, str]] = {"dense": (DenseMatrix((M, K), weight), "dense")}
     for label, (pattern, params, backend, only) in SPARSE.items():
         if only is None or sparsity in only:
             mats[label] = (encode(weight, pattern, sparsity, params), backend)
-    gs_fmt = mats["gs_v8"][0]
-    step_ratio = model.dense_steps(shape, 8, 8) / model.steps(gs_fmt, 8, 8)
+    x = torch.randn(K, N, generator=gen)
+    for label, (fmt, backend) in mats.items():
+        check(kernels.matmul(fmt, x, threads[0], backend), fmt.to_dense(), x, label)
     rows = []
-    for N in NS:
-        x = torch.randn(K, N, generator=gen)
-        fns: dict[str, Callable[[], object]] = {}
-        for label, (fmt, backend) in mats.items():
-            check(kernels.matmul(fmt, x, threads, backend), fmt.to_dense(), x, label)
-            fns[label] = functools.partial(kernels.matmul, fmt, x, threads, backend)
-        stats = time_interleaved(fns, warmup=warmup, repeats=repeats)
-        dense_ms = stats["dense"].median_ms
-        row = {
-            "M": M,
-            "K": K,
-            "sparsity": sparsity,
-            "N": N,
-            "threads": threads,
-            "gs_kernel": kernels.kernel_name(gs_fmt, "cpu"),
-            "gs_h88_step_ratio": round(step_ratio, 3),
-            "gs_nbytes": gs_fmt.nbytes,
-            # Time to stream the GS format's bytes (plus x and y) at the copy bandwidth.
-            "gs_bound_ms": (gs_fmt.nbytes + 4 * (K + M) * N) / gbs / 1e6,
+    for t in threads:
+        fns = {
+            label: functools.partial(kernels.matmul, fmt, x, t, backend)
+            for label, (fmt, backend) in mats.items()
         }
-        for label in COLUMNS:
-            if label in stats:
-                ms = stats[label].median_ms
-                row[f"{label}_ms"] = ms
-                row[f"{label}_spread_ms"] = stats[label].spread_ms
-                row[f"{label}_speedup"] = dense_ms / ms
+        times = time_rounds(fns, rounds, repeats)
+        dense_best = times["dense"][0]
+        row = {"task": task, "M": M, "K": K, "N": N, "sparsity": sparsity, "threads": t}
+        row["dense_gflops"] = 2 * M * K * N / dense_best / 1e6
+        for label, (best, median) in times.items():
+            nnz = M * K if label == "dense" else mats[label][0].nnz
+            row[f"{label}_ms"] = best
+            row[f"{label}_median_ms"] = median
+            row[f"{label}_speedup"] = dense_best / best
+            row[f"{label}_gflops"] = 2 * nnz * N / best / 1e6
+            row[f"{label}_efficiency"] = row[f"{label}_gflops"] / row["dense_gflops"]
         rows.append(row)
         print(
-            f"{M}x{K} s={sparsity} N={N}: "
-            + "  ".join(f"{k}={stats[k].median_ms:.3f}ms" for k in stats),
+            f"{task} {M}x{K} N={N} s={sparsity} t={t}: "
+            + "  ".join(f"{k}={v[0]:.3f}ms" for k, v in times.items()),
             flush=True,
         )
     return rows
@@ -134,7 +159,7 @@ def bench_case(
 def markdown(rows: list[dict], header: dict) -> str:
     lines = ["# Kernel benchmark: y = W @ x on the CPU", ""]
     lines += [f"- {key}: {value}" for key, value in header.items()]
-    load, cores = header["load average (1, 5, 15 min)"], header["usable cores"]
+    load, cores = header["load average before (1, 5, 15 min)"], header["usable cores"]
     if load and cores and load[0] > cores:
         lines += [
             "",
@@ -143,68 +168,77 @@ def markdown(rows: list[dict], header: dict) -> str:
         ]
     lines += [
         "",
-        "Median ms per call (speedup over dense F.linear in parentheses); all kernels of a",
-        "row timed interleaved on the same x. `gs H(8,8)` = dense steps / GS steps of the",
-        "hardware model (N = 1). `gs bound` = GS format bytes at the copy bandwidth.",
+        "Each cell: best round's median ms (median of all rounds), speedup over dense",
+        "F.linear, and `eff` = the kernel's useful GFLOP/s over dense's GFLOP/s (dense",
+        "GFLOP/s in its own column). `gs_scatter/gs` and `gs_free/gs`: time ratios to `gs`.",
         "",
     ]
-    titles = ["M x K", "sparsity", "N", *COLUMNS, "gs H(8,8)", "gs bound ms"]
+    titles = ["task", "M x K", "N", "s", "threads", *COLUMNS, "gs_scatter/gs", "gs_free/gs"]
     lines.append("| " + " | ".join(titles) + " |")
     lines.append("|" + "---|" * len(titles))
     for row in rows:
-        cells = [f"{row['M']}x{row['K']}", f"{row['sparsity']:g}", str(row["N"])]
+        cells = [row["task"], f"{row['M']}x{row['K']}", str(row["N"]), f"{row['sparsity']:g}"]
+        cells.append(str(row["threads"]))
         for label in COLUMNS:
             ms = row.get(f"{label}_ms")
-            cells.append("-" if ms is None else f"{ms:.3f} ({row[f'{label}_speedup']:.1f}x)")
-        cells += [f"{row['gs_h88_step_ratio']:.2f}", f"{row['gs_bound_ms']:.3f}"]
+            if ms is None:
+                cells.append("-")
+            elif label == "dense":
+                cells.append(
+                    f"{ms:.3f} ({row['dense_median_ms']:.3f}), {row['dense_gflops']:.0f} GFLOP/s"
+                )
+            else:
+                cells.append(
+                    f"{ms:.3f} ({row[f'{label}_median_ms']:.3f}), "
+                    f"{row[f'{label}_speedup']:.2f}x, eff {row[f'{label}_efficiency']:.2f}"
+                )
+        cells += [f"{row[f'{v}_ms'] / row['gs_ms']:.2f}" for v in GS_COLUMNS[1:]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 shapes x 2 sparsities")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="2 cases")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--sparsities", type=float, nargs="+", default=list(SPARSITIES))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="calls per kernel per round")
+    parser.add_argument("--warmup", type=int, default=3, help="cuda backend only")
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     parser.add_argument("--backend", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--jobs", type=int, default=1, help="processes encoding (cuda)")
     args = parser.parse_args(argv)
-    if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.jobs < 1:
-        parser.error("--threads, --repeats and --jobs must be >= 1, --warmup >= 0")
-    shapes = QUICK["shapes"] if args.quick else SHAPES
-    sparsities = QUICK["sparsities"] if args.quick else SPARSITIES
+    if min(args.threads) < 1 or args.rounds < 1 or args.repeats < 1 or args.jobs < 1:
+        parser.error("--threads, --rounds, --repeats and --jobs must be >= 1")
+    if not all(0 <= s < 1 for s in args.sparsities):
+        parser.error("--sparsities must lie in [0, 1)")
     if args.backend == "cuda":
         import bench_kernels_cuda
 
+        args.threads = args.threads[0]
         command = sys.argv[1:] if argv is None else argv
-        bench_kernels_cuda.main(args, shapes, sparsities, NS, command)
+        bench_kernels_cuda.main(args, CUDA_SHAPES, CUDA_SPARSITIES, CUDA_NS, command)
         return
 
     if not kernels.cpu_available():
         print("warning: compiled kernels unavailable; the 'cpu' columns are the reference kernels")
-    torch.set_num_threads(args.threads)
-    started = time.time()
-    gbs = bandwidth_gbs(args.threads, args.repeats)
-    print(f"bandwidth: copy {gbs['copy']:.1f} GB/s, dense GEMV {gbs['gemv']:.1f} GB/s", flush=True)
+    started, load_before = time.time(), os.getloadavg()
     rows = []
-    for shape in shapes:
-        for sparsity in sparsities:
-            rows += bench_case(
-                shape, sparsity, args.threads, args.warmup, args.repeats, gbs["copy"]
-            )
+    for case in QUICK_CASES if args.quick else CASES:
+        for sparsity in args.sparsities:
+            rows += bench_case(case, sparsity, tuple(args.threads), args.rounds, args.repeats)
 
     facts, soft = machine_facts(), versions()
     header = {
         "cpu": facts["cpu_model"],
         "usable cores": facts["usable_cores"],
-        "threads": args.threads,
+        "threads": " and ".join(map(str, args.threads)),
         "kernel isa": kernels.simd_isa(),
         "torch": soft["torch"],
-        "load average (1, 5, 15 min)": facts["load_average"],
-        "bandwidth GB/s (copy, dense GEMV)": f"{gbs['copy']:.1f}, {gbs['gemv']:.1f}",
-        "repeats": args.repeats,
+        "load average before (1, 5, 15 min)": [round(v, 2) for v in load_before],
+        "load average after (1, 5, 15 min)": [round(v, 2) for v in os.getloadavg()],
+        "rounds x repeats": f"{args.rounds} x {args.repeats}",
         "wall time s": round(time.time() - started, 1),
         "command": " ".join(["python scripts/bench_kernels.py", *(argv or sys.argv[1:])]),
     }

@@ -4,10 +4,12 @@
 (CPU, contiguous) returns ``y: float32[M]`` or ``[M, N]``. Backends (see
 ``BACKENDS``, one kernel registry per backend keyed by format name):
 
-- ``cpu``: compiled C++/OpenMP kernels with AVX2/FMA gathers (``gsprune.kernels.cpu``)
-  for gs (all three variants), csr, bsr, nm; plus ``dense`` through ``F.linear``. When
-  the extension cannot be built, the sparse formats fall back to ``reference`` with a
-  warning, and :func:`kernel_name` says so.
+- ``cpu``: compiled C++/OpenMP kernels (``gsprune.kernels.cpu``) for gs (all three
+  variants), csr, bsr, nm, from the best build this CPU runs (AVX-512, AVX2/FMA or
+  portable, chosen at run time); plus ``dense`` through ``F.linear``. When the extension
+  cannot be built, the sparse formats fall back to ``reference`` with a warning, and
+  :func:`kernel_name` says so.
+- ``cpu_avx512``, ``cpu_avx2``: the kernels of that build (ValueError on a CPU without it).
 - ``cpu_scalar``: the same kernels forced onto their portable (non-SIMD) path.
 - ``reference``: plain torch from each format's own arrays (``gsprune.kernels.reference``).
 - ``dense``: ``F.linear`` for a DenseMatrix; ``torch_sparse_csr``: ``torch.sparse.mm``
@@ -40,13 +42,14 @@ GRAIN_SIZE = 32768  # torch's at::internal::GRAIN_SIZE
 __all__ = ["BACKENDS", "Kernel", "backends", "cpu_available", "kernel_name", "matmul", "simd_isa"]
 
 
-def cpu_available() -> bool:
-    """True when the compiled kernels are built and loaded (builds them on first call)."""
-    return build.load() is not None
+def cpu_available(isa: str | None = None) -> bool:
+    """True when the compiled kernels of build ``isa`` (None: the best this CPU runs) are
+    built and loaded (builds them on first call)."""
+    return build.load(isa) is not None
 
 
 def simd_isa() -> str:
-    """What the "cpu" backend runs: "avx2", "scalar" (no AVX2 here) or "reference"."""
+    """What the "cpu" backend runs: "avx512", "avx2", "scalar" (no AVX2 here) or "reference"."""
     module = build.load()
     return module.simd_isa() if module is not None else "reference"
 
@@ -59,7 +62,9 @@ def _resolve(fmt: SparseFormat, backend: str) -> tuple[str, Kernel]:
     """The backend that will actually run ``fmt`` and its kernel ("cpu" may become "reference")."""
     kernels = BACKENDS.get(backend)
     kernel = kernels.get(fmt.name)
-    if kernel.compiled and not cpu_available():
+    if kernel.isa is not None:
+        build.check_isa(kernel.isa)  # a named build this CPU cannot run: ValueError
+    if kernel.compiled and not cpu_available(kernel.isa):
         return "reference", BACKENDS.get("reference").get(fmt.name)
     return backend, kernel
 
@@ -67,7 +72,7 @@ def _resolve(fmt: SparseFormat, backend: str) -> tuple[str, Kernel]:
 def kernel_name(fmt: SparseFormat, backend: str = "cpu") -> str:
     """Names the implementation ``matmul(fmt, x, backend=backend)`` runs, for run records.
 
-    ``<format or GS variant>_<implementation>``, e.g. ``gs_cpu_avx2``,
+    ``<format or GS variant>_<implementation>``, e.g. ``gs_cpu_avx512``, ``gs_cpu_avx2``,
     ``gs_scatter_cpu_scalar``, ``csr_torch_sparse_csr``, ``dense_torch_linear``, or
     ``gs_reference`` when the compiled kernels are unavailable.
     """

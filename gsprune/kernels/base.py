@@ -34,12 +34,14 @@ class Kernel:
 
     ``compiled``: needs the compiled extension (falls back to "reference" without it).
     ``label``: names the implementation in :func:`gsprune.kernels.kernel_name`; None
-    means the backend's own label.
+    means the backend's own label. ``isa``: the compiled build it needs
+    (``gsprune.kernels.build.ISAS``); None means the best this CPU runs.
     """
 
     run: Callable[[SparseFormat, torch.Tensor, int], torch.Tensor]
     compiled: bool = False
     label: str | None = None
+    isa: str | None = None
 
 
 BACKENDS: Registry[Registry[Kernel]] = Registry("kernel backend")

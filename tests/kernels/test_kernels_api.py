@@ -15,9 +15,30 @@ from gsprune.kernels import build
 def test_compiled_kernels_are_built(compiled):
     # CI fails here when the build breaks, unless GSPRUNE_ALLOW_REFERENCE=1 (then skipped).
     assert kernels.cpu_available()
-    assert kernels.simd_isa() in ("avx2", "scalar")
+    best = build.supported_isas()[0]
+    assert kernels.simd_isa() == {"portable": "scalar"}.get(best, best)
     assert build.build_error() is None
-    assert build.extension_name() in str(build.build_root() / build.extension_name())
+    assert build.extension_name(best).startswith(f"gsprune_cpu_{best}_")
+
+
+def test_isa_is_chosen_at_run_time(compiled, monkeypatch, by_hand, gen):
+    supported = build.supported_isas()
+    assert supported[-1] == "portable" and set(supported) <= set(build.ISAS)
+    fmt, _ = by_hand.gs(20, 30, 8, "gs", gen)
+    for isa in supported:
+        monkeypatch.setenv(build.ISA_ENV, isa)
+        assert build.best_isa() == isa
+        if isa != "portable":  # the portable build is not compiled where a vector one runs
+            assert kernels.kernel_name(fmt) == f"gs_cpu_{isa}"
+    monkeypatch.setenv(build.ISA_ENV, "sse9")
+    with pytest.raises(ValueError, match="unknown CPU kernel build 'sse9'"):
+        kernels.matmul(fmt, torch.randn(30))
+    monkeypatch.delenv(build.ISA_ENV)
+    # A build this CPU lacks is refused by name, with the flags it misses.
+    monkeypatch.setattr(build, "cpu_flags", lambda: frozenset({"sse2"}))
+    assert build.supported_isas() == ["portable"]
+    with pytest.raises(ValueError, match="avx512 CPU kernels need CPU flags.*avx512f"):
+        kernels.matmul(fmt, torch.randn(30), backend="cpu_avx512")
 
 
 def test_build_root_follows_env(monkeypatch, tmp_path):
@@ -28,9 +49,8 @@ def test_build_root_follows_env(monkeypatch, tmp_path):
 
 
 def test_backends_and_kernel_names(compiled, by_hand, gen):
-    assert {"cpu", "cpu_scalar", "reference", "dense", "torch_sparse_csr"} <= set(
-        kernels.backends()
-    )
+    names = {"cpu", "cpu_avx512", "cpu_avx2", "cpu_scalar", "reference", "dense"}
+    assert names | {"torch_sparse_csr"} <= set(kernels.backends())
     isa = kernels.simd_isa()
     gs, _ = by_hand.gs(20, 30, 8, "gs_scatter", gen)
     csr, _ = by_hand.csr(20, 30, gen)
@@ -138,7 +158,7 @@ def test_malformed_formats_are_rejected(small, by_hand, gen):
 
 def test_fallback_names_the_reference_kernel(monkeypatch, by_hand, gen):
     # A failed build must never pass silently as "cpu": the name says "reference".
-    monkeypatch.setattr(kernels, "cpu_available", lambda: False)
+    monkeypatch.setattr(kernels, "cpu_available", lambda isa=None: False)
     fmt, _ = by_hand.gs(9, 7, 4, "gs", gen)
     assert kernels.kernel_name(fmt) == "gs_reference"
     x = torch.randn(7, 2, generator=gen)

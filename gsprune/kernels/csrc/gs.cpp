@@ -78,20 +78,21 @@ void gs_band_gemv(const float* val, const Idx* idx, int64_t k, int V, const floa
 }
 
 // N > 1, the register-blocked hot path: an L-lane chunk of a band (L rows of y) times one
-// column tile of 8*NV columns, all L*NV accumulators held in registers over the band's k
+// column tile of W*NV columns, all L*NV accumulators held in registers over the band's k
 // groups. Per group and lane: broadcast the value, load the lane's x row segment (ldx
 // floats apart: a packed tile or x itself), FMA. `val`/`idx` point at the chunk's first
 // lane in group 0; rows_valid rows are stored to out (ldy floats apart).
 // The unroll pragmas matter: without them GCC keeps a stack copy of acc[] and stores all
 // of it every group (measured 10-15% slower).
-template <int L, int NV, typename Idx>
+template <class Vec, int L, int NV, typename Idx>
 inline void gs_chunk_tile(const float* val, const Idx* idx, int64_t k, int V, const float* x,
                           int64_t ldx, float* out, int64_t ldy, int rows_valid) {
-  __m256 acc[L][NV];
+  constexpr int W = Vec::W;
+  typename Vec::T acc[L][NV];
 #pragma GCC unroll 64
   for (int i = 0; i < L; ++i)
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) acc[i][j] = _mm256_setzero_ps();
+    for (int j = 0; j < NV; ++j) acc[i][j] = Vec::zero();
   for (int64_t g = 0; g < k; ++g) {
     const float* v = val + g * V;
     int64_t cols[L];
@@ -99,39 +100,42 @@ inline void gs_chunk_tile(const float* val, const Idx* idx, int64_t k, int V, co
 #pragma GCC unroll 64
     for (int i = 0; i < L; ++i) {
       const float* xr = x + cols[i] * ldx;
-      const __m256 b = _mm256_broadcast_ss(v + i);
+      const auto b = Vec::broadcast(v + i);
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j)
-        acc[i][j] = _mm256_fmadd_ps(b, _mm256_loadu_ps(xr + 8 * j), acc[i][j]);
+      for (int j = 0; j < NV; ++j) acc[i][j] = Vec::fmadd(b, Vec::load(xr + W * j), acc[i][j]);
     }
   }
 #pragma GCC unroll 64
   for (int i = 0; i < L; ++i) {
     if (i >= rows_valid) break;
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) _mm256_storeu_ps(out + i * ldy + 8 * j, acc[i][j]);
+    for (int j = 0; j < NV; ++j) Vec::store(out + i * ldy + W * j, acc[i][j]);
   }
 }
 
-// N > 1 for bands [t0, t1): column tiles of kTileColumns outermost, so one tile of x is
+// N > 1 for bands [t0, t1): column tiles of W*kTile columns outermost, so one tile of x is
 // reused by every band while it is hot in cache; inside a tile, chunks of 4 lanes.
-// Measured on Zen 3 (see results/bench/kernels.md): 4 lanes x 24 columns beats 2 x 32 and
-// 8 x 8; with the encoder's in-step column order (formats/gs.py) a lane's x rows stay in a
-// window that fits L1. The tile is packed (dense rows, zero-padded to whole vectors) when
+// Measured on Zen 3 (AVX2): 4 lanes x 24 columns beats 2 x 32 and 8 x 8. On a Xeon with
+// AVX-512 (2026-12-02): 4 lanes x 64 columns (zmm) beat 4 x 16, 4 x 32 and 8 x 32, and
+// splitting each band's groups into K windows that all bands visit in turn (so a window
+// of x stays in L1; 16-128 KB windows) gained nothing. With the encoder's in-step column
+// order (formats/gs.py) a lane's x rows stay in a window that fits L1. The tile is packed (dense rows, zero-padded to whole vectors) when
 // enough rows reuse it (>= kPackRows) to pay the copy (measured: packing for 64 rows cost
 // 25%, for 256 rows it gained 1.5-2x), or when its rows do not fill whole vectors;
 // otherwise it is read in place from x.
 constexpr int64_t kPackRows = 128;
 
-template <typename Idx>
+template <class Vec, typename Idx>
 void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float* values,
                    const Idx* index, int V, const float* x, int64_t K, int64_t N, float* y,
                    int64_t M) {
-  constexpr int L = 4;
+  constexpr int L = 4, W = Vec::W, NV = Vec::kTile;
+  constexpr int64_t tile_columns = W * NV;
   const bool reused = (t1 - t0) * V >= kPackRows;
-  Scratch xp(reused || N % 8 ? static_cast<size_t>(K) * kTileColumns : 0), out(L * kTileColumns);
-  for (int64_t n0 = 0; n0 < N; n0 += kTileColumns) {
-    const int64_t w = std::min(kTileColumns, N - n0), wp = round_up8(w);
+  Scratch xp(reused || N % W ? static_cast<size_t>(K) * tile_columns : 0),
+      out(L * tile_columns);
+  for (int64_t n0 = 0; n0 < N; n0 += tile_columns) {
+    const int64_t w = std::min(tile_columns, N - n0), wp = round_up(w, W);
     const float* xt = x + n0;
     int64_t ldx = N;
     if (reused || wp != w) {
@@ -139,7 +143,8 @@ void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float*
       xt = xp.data();
       ldx = wp;
     }
-    with_vectors(wp / 8, [&](auto nv) {
+    with_vectors<NV>(wp / W, [&](auto nv) {
+      constexpr int nvc = decltype(nv)::value;
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t k = band_ptr[t + 1] - band_ptr[t];
         const int lanes_valid = static_cast<int>(std::min<int64_t>(V, M - t * V));
@@ -149,11 +154,12 @@ void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float*
           const Idx* idx = index + band_ptr[t] * V + c;
           float* yc = y + (t * V + c) * N + n0;
           if (w == wp) {
-            gs_chunk_tile<L, decltype(nv)::value>(val, idx, k, V, xt, ldx, yc, N, rows);
+            gs_chunk_tile<Vec, L, nvc>(val, idx, k, V, xt, ldx, yc, N, rows);
             continue;
           }
-          gs_chunk_tile<L, decltype(nv)::value>(val, idx, k, V, xt, ldx, out.data(), wp, rows);
-          for (int i = 0; i < rows; ++i) std::copy(out.data() + i * wp, out.data() + i * wp + w, yc + i * N);
+          gs_chunk_tile<Vec, L, nvc>(val, idx, k, V, xt, ldx, out.data(), wp, rows);
+          for (int i = 0; i < rows; ++i)
+            std::copy(out.data() + i * wp, out.data() + i * wp + w, yc + i * N);
         }
       }
     });
@@ -173,7 +179,7 @@ void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* value
   const bool vec = GSPRUNE_AVX2 && simd && V % 4 == 0 && (N > 1 || V == 4 || V % 8 == 0);
   parallel_units(n_bands, band_ptr, threads, [&](int64_t t0, int64_t t1) {
 #if GSPRUNE_AVX2
-    if (vec && N > 1) return gs_bands_spmm(band_ptr, t0, t1, values, index, V, x, K, N, y, M);
+    if (vec && N > 1) return gs_bands_spmm<TileVec>(band_ptr, t0, t1, values, index, V, x, K, N, y, M);
 #endif
     std::vector<float> lanes(V);  // the last band's lane sums when it overhangs M
     for (int64_t t = t0; t < t1; ++t) {

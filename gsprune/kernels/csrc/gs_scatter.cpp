@@ -41,17 +41,17 @@ void visit_groups(const int64_t* band_ptr, int64_t n_bands, const float* values,
 // gs_scatter, one band, one column tile of NV vectors: its lanes_valid lanes (columns < K)
 // in chunks of 4, each lane's x row segment (xs: the band's V rows, wp floats apart) in registers
 // while every group adds value * x into the lane's row of yp (ldy floats apart).
-template <int NV, typename Idx>
+template <class Vec, int NV, typename Idx>
 void scatter_band_tile(const float* val, const Idx* idx, int64_t k, int V, int lanes_valid,
                        const float* xs, int64_t wp, float* yp) {
-  constexpr int L = 4;
+  constexpr int L = 4, W = Vec::W;
   for (int c = 0; c < lanes_valid; c += L) {
     const int valid = std::min(L, lanes_valid - c);
-    __m256 xr[L][NV];
+    typename Vec::T xr[L][NV];
 #pragma GCC unroll 8
     for (int i = 0; i < L; ++i)
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) xr[i][j] = _mm256_load_ps(xs + (c + i) * wp + 8 * j);
+      for (int j = 0; j < NV; ++j) xr[i][j] = Vec::load(xs + (c + i) * wp + W * j);
     for (int64_t g = 0; g < k; ++g) {
       int64_t rows[L];
       load_lanes<L>(idx + g * V + c, rows);
@@ -59,10 +59,10 @@ void scatter_band_tile(const float* val, const Idx* idx, int64_t k, int V, int l
       for (int i = 0; i < L; ++i) {
         if (i >= valid) break;  // lanes past K: padding, their values are not read
         float* yr = yp + rows[i] * wp;
-        const __m256 b = _mm256_broadcast_ss(val + g * V + c + i);
+        const auto b = Vec::broadcast(val + g * V + c + i);
 #pragma GCC unroll 8
         for (int j = 0; j < NV; ++j)
-          _mm256_store_ps(yr + 8 * j, _mm256_fmadd_ps(b, xr[i][j], _mm256_load_ps(yr + 8 * j)));
+          Vec::store(yr + W * j, Vec::fmadd(b, xr[i][j], Vec::load(yr + W * j)));
       }
     }
   }
@@ -70,48 +70,50 @@ void scatter_band_tile(const float* val, const Idx* idx, int64_t k, int V, int l
 
 // gs_free, groups [0, G), one column tile of NV vectors: every entry adds value * xp[col]
 // into yp[row] (both packed, wp floats apart).
-template <int NV, typename Idx>
+template <class Vec, int NV, typename Idx>
 void free_groups_tile(const float* val, const Idx* idx, const Idx* lane_idx, int64_t G, int V,
                       const float* xp, int64_t wp, float* yp) {
+  constexpr int W = Vec::W;
   for (int64_t p = 0; p < G * V; ++p) {
     const float* xr = xp + static_cast<int64_t>(idx[p]) * wp;
     float* yr = yp + static_cast<int64_t>(lane_idx[p]) * wp;
-    const __m256 b = _mm256_broadcast_ss(val + p);
+    const auto b = Vec::broadcast(val + p);
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j)
-      _mm256_store_ps(yr + 8 * j,
-                      _mm256_fmadd_ps(b, _mm256_load_ps(xr + 8 * j), _mm256_load_ps(yr + 8 * j)));
+      Vec::store(yr + W * j, Vec::fmadd(b, Vec::load(xr + W * j), Vec::load(yr + W * j)));
   }
 }
 
-// N > 1, columns [c0, c1) of y over all groups, in column tiles of kTileColumns: y's tile is
-// built in a packed buffer, then copied out.
-template <typename Idx>
+// N > 1, columns [c0, c1) of y over all groups, in column tiles of W*kTile columns: y's
+// tile is built in a packed buffer, then copied out.
+template <class Vec, typename Idx>
 void scatter_columns(const int64_t* band_ptr, int64_t n_bands, const float* values,
                      const Idx* index, const Idx* lane_index, int V, const float* x, int64_t K,
                      int64_t N, float* y, int64_t M, int64_t c0, int64_t c1) {
+  constexpr int W = Vec::W;
+  constexpr int64_t tile_columns = W * Vec::kTile;
   // gs_free reads x at any column (a packed tile of all K rows); gs_scatter one band's V
   // rows at a time.
-  Scratch yp(static_cast<size_t>(M) * kTileColumns),
-      xp(static_cast<size_t>(lane_index ? K : V) * kTileColumns);
-  for (int64_t n0 = c0; n0 < c1; n0 += kTileColumns) {
-    const int64_t w = std::min(kTileColumns, c1 - n0), wp = round_up8(w);
+  Scratch yp(static_cast<size_t>(M) * tile_columns),
+      xp(static_cast<size_t>(lane_index ? K : V) * tile_columns);
+  for (int64_t n0 = c0; n0 < c1; n0 += tile_columns) {
+    const int64_t w = std::min(tile_columns, c1 - n0), wp = round_up(w, W);
     std::fill(yp.data(), yp.data() + M * wp, 0.0f);
-    with_vectors(wp / 8, [&](auto nv) {
+    with_vectors<Vec::kTile>(wp / W, [&](auto nv) {
       constexpr int NV = decltype(nv)::value;
       if (lane_index) {
         pack_columns(x, K, N, n0, w, wp, xp.data());
-        free_groups_tile<NV>(values, index, lane_index, band_ptr[n_bands], V, xp.data(), wp,
-                             yp.data());
+        free_groups_tile<Vec, NV>(values, index, lane_index, band_ptr[n_bands], V, xp.data(), wp,
+                                  yp.data());
         return;
       }
       for (int64_t t = 0; t < n_bands; ++t) {
         const int64_t rows_valid = std::min<int64_t>(V, K - t * V);  // x rows of the band
         pack_columns(x + t * V * N, rows_valid, N, n0, w, wp, xp.data());
         std::fill(xp.data() + rows_valid * wp, xp.data() + V * wp, 0.0f);
-        scatter_band_tile<NV>(values + band_ptr[t] * V, index + band_ptr[t] * V,
-                              band_ptr[t + 1] - band_ptr[t], V, static_cast<int>(rows_valid),
-                              xp.data(), wp, yp.data());
+        scatter_band_tile<Vec, NV>(values + band_ptr[t] * V, index + band_ptr[t] * V,
+                                   band_ptr[t + 1] - band_ptr[t], V, static_cast<int>(rows_valid),
+                                   xp.data(), wp, yp.data());
       }
     });
     for (int64_t r = 0; r < M; ++r) std::copy(yp.data() + r * wp, yp.data() + r * wp + w, y + r * N + n0);
@@ -136,7 +138,7 @@ void scatter_gemv(const int64_t* band_ptr, int64_t n_bands, const float* values,
       if (valid == 0) continue;
       const __m256 xv = lane_index   ? gather8(x, index + p)
                         : valid == 8 ? _mm256_loadu_ps(x + col0)
-                                     : _mm256_maskload_ps(x + col0, tail_mask(valid));
+                                     : Ymm::load_masked(x + col0, Ymm::tail(valid));
       _mm256_store_ps(prod, _mm256_mul_ps(_mm256_loadu_ps(values + p), xv));
       int64_t rows[8];
       load_lanes<8>(lane_index ? lane_index + p : index + p, rows);
@@ -162,14 +164,15 @@ void gs_scatter_matmul(const int64_t* band_ptr, int64_t n_bands, const float* va
   // The SIMD paths take lanes 4 (N > 1) or 8 (N == 1) at a time.
   if (simd && V % (N > 1 ? 4 : 8) == 0) {
     if (N > 1) {
-      // Each thread owns a range of y's columns (multiples of 8) and visits every entry.
-      const int parts = static_cast<int>(std::clamp<int64_t>(N / 8, 1, threads));
+      // Each thread owns a range of y's columns (whole vectors) and visits every entry.
+      constexpr int64_t W = TileVec::W;
+      const int parts = static_cast<int>(std::clamp<int64_t>(N / W, 1, threads));
       parallel_units(parts, static_cast<const int64_t*>(nullptr), parts,
                      [&](int64_t p0, int64_t p1) {
-                       const int64_t c0 = p0 == 0 ? 0 : N / 8 * p0 / parts * 8;
-                       const int64_t c1 = p1 == parts ? N : N / 8 * p1 / parts * 8;
-                       scatter_columns(band_ptr, n_bands, values, index, lane_index, V, x, K, N,
-                                       y, M, c0, c1);
+                       const int64_t c0 = p0 == 0 ? 0 : N / W * p0 / parts * W;
+                       const int64_t c1 = p1 == parts ? N : N / W * p1 / parts * W;
+                       scatter_columns<TileVec>(band_ptr, n_bands, values, index, lane_index, V,
+                                                x, K, N, y, M, c0, c1);
                      });
       return;
     }

@@ -2,9 +2,12 @@
 //
 // Every kernel computes y[M, N] = W[M, K] @ x[K, N] with x and y row-major float32.
 // The kernels take raw pointers (no torch headers here, so these files compile fast);
-// bindings.cpp unpacks the tensors. `simd` selects the AVX2/FMA path when it was
-// compiled in (GSPRUNE_AVX2, decided by -march=native on the building CPU); the
-// portable path is always compiled, so it runs and is tested on every machine.
+// bindings.cpp unpacks the tensors. The extension is compiled once per instruction set
+// (gsprune/kernels/build.py: -march=x86-64-v4 for AVX-512, x86-64-v3 for AVX2/FMA, the
+// compiler's baseline otherwise) and the best one the CPU runs is chosen at run time.
+// `simd` selects the vector paths compiled in (GSPRUNE_AVX2, plus GSPRUNE_AVX512 for the
+// 16-float tiles); the portable path is always compiled, so it runs and is tested on
+// every machine.
 #pragma once
 
 #include <omp.h>
@@ -22,21 +25,69 @@
 #define GSPRUNE_AVX2 0
 #endif
 
+#if GSPRUNE_AVX2 && defined(__AVX512F__) && defined(__AVX512VL__)
+#define GSPRUNE_AVX512 1
+#else
+#define GSPRUNE_AVX512 0
+#endif
+
 namespace gsprune {
 
-// AVX-512VL CPUs encode AVX2 instructions with EVEX and then have 32 ymm registers
-// instead of 16: the register tiles of the GS kernel grow accordingly.
-#if defined(__AVX512VL__)
-constexpr int kYmmRegisters = 32;
-#else
-constexpr int kYmmRegisters = 16;
-#endif
-// Column-tile width of the SpMM kernels in 8-float vectors: 4 lanes x kTileVectors
-// accumulators plus the broadcast must fit the register file (12 of 16, 16 of 32).
-constexpr int kTileVectors = kYmmRegisters == 32 ? 4 : 3;
-constexpr int64_t kTileColumns = 8 * kTileVectors;
+#if GSPRUNE_AVX2
 
-inline int64_t round_up8(int64_t n) { return (n + 7) / 8 * 8; }
+// The vector types of the register tiles (SpMM, N > 1): W floats per vector, and how many
+// vectors wide a tile is. 4 lanes x kTile accumulators plus the broadcast must fit the
+// register file: 12 of 16 ymm registers on AVX2; AVX-512 CPUs have 32 (EVEX encodes ymm
+// and zmm alike), room for 4 x 4.
+struct Ymm {
+  using T = __m256;
+  using Mask = __m256i;
+  static constexpr int W = 8;
+  static constexpr int kTile = GSPRUNE_AVX512 ? 4 : 3;
+  static T zero() { return _mm256_setzero_ps(); }
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static T broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static T set1(float v) { return _mm256_set1_ps(v); }
+  static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static T fmadd(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static Mask all() { return _mm256_set1_epi32(-1); }
+  // Lanes [0, count) set; count in 1..W.
+  static Mask tail(int64_t count) {
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), iota);
+  }
+  static T load_masked(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static void store_masked(float* p, T v, Mask m) { _mm256_maskstore_ps(p, m, v); }
+};
+
+#if GSPRUNE_AVX512
+struct Zmm {
+  using T = __m512;
+  using Mask = __mmask16;
+  static constexpr int W = 16;
+  static constexpr int kTile = 4;
+  static T zero() { return _mm512_setzero_ps(); }
+  static T load(const float* p) { return _mm512_loadu_ps(p); }
+  static T broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  static T set1(float v) { return _mm512_set1_ps(v); }
+  static void store(float* p, T v) { _mm512_storeu_ps(p, v); }
+  static T fmadd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static Mask all() { return static_cast<Mask>(0xFFFF); }
+  static Mask tail(int64_t count) { return static_cast<Mask>((1u << count) - 1u); }
+  static T load_masked(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store_masked(float* p, T v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
+};
+// The SpMM tiles' vector: zmm where AVX-512 is compiled in (on the Xeon measured, twice
+// the FLOPs per instruction of ymm at the same port count; see results/bench/kernels.md).
+using TileVec = Zmm;
+#else
+using TileVec = Ymm;
+#endif
+
+#endif  // GSPRUNE_AVX2
+
+// n rounded up to a multiple of w (a whole number of vectors).
+inline int64_t round_up(int64_t n, int64_t w) { return (n + w - 1) / w * w; }
 
 // A 64-byte aligned float buffer (packed x column tiles, output tiles); empty when n == 0.
 class Scratch {
@@ -54,7 +105,8 @@ class Scratch {
 };
 
 // xp[K, wp] = x[0:K, n0:n0+w] with columns w..wp zero (x is [K, N] row-major): a column
-// tile whose rows are dense and 32-byte aligned, so a tile spans the fewest cache lines.
+// tile whose rows are dense and whole vectors (wp a multiple of the vector width), so a
+// tile spans the fewest cache lines.
 inline void pack_columns(const float* x, int64_t K, int64_t N, int64_t n0, int64_t w, int64_t wp,
                          float* xp) {
   for (int64_t r = 0; r < K; ++r) {
@@ -117,24 +169,6 @@ using IntC = std::integral_constant<int, V>;
 template <bool B>
 using BoolC = std::integral_constant<bool, B>;
 
-// Lanes [0, count) set; count in 1..8.
-inline __m256i tail_mask(int64_t count) {
-  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), iota);
-}
-
-template <bool Masked>
-inline __m256 load8(const float* p, __m256i mask) {
-  if constexpr (Masked) return _mm256_maskload_ps(p, mask);
-  else return _mm256_loadu_ps(p);
-}
-
-template <bool Masked>
-inline void store8(float* p, __m256 v, __m256i mask) {
-  if constexpr (Masked) _mm256_maskstore_ps(p, mask, v);
-  else _mm256_storeu_ps(p, v);
-}
-
 // The indices ix[0..L) as int64. int16 indices come four per 64-bit load, split with
 // register shifts: the GS loops are bound by load ports, and this saves 3 loads in 4.
 template <int L, typename Idx>
@@ -175,60 +209,67 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// f(IntC<nv>{}) for a run-time nv in 1..kTileVectors (the tile's width in vectors).
-template <class F>
+// f(IntC<nv>{}) for a run-time nv in 1..MaxNV <= 4 (a tile's width in vectors).
+template <int MaxNV, class F>
 inline void with_vectors(int64_t nv, F&& f) {
+  static_assert(MaxNV >= 1 && MaxNV <= 4);
   switch (nv) {
     case 1: return f(IntC<1>{});
-    case 2: return f(IntC<2>{});
-    case 3: return f(IntC<3>{});
-    default:
-      if constexpr (kTileVectors >= 4) return f(IntC<4>{});
+    case 2: if constexpr (MaxNV >= 2) return f(IntC<2>{}); else return;
+    case 3: if constexpr (MaxNV >= 3) return f(IntC<3>{}); else return;
+    default: if constexpr (MaxNV >= 4) return f(IntC<4>{}); else return;
   }
 }
 
-// Walks the columns [0, N) of x/y in register tiles: full tiles of 8*NV columns, then
-// 8-column tiles, then one masked tail tile of < 8 columns. Calls
+// Walks the columns [0, N) of x/y in register tiles: full tiles of W*NV columns, then
+// one-vector tiles, then one masked tail tile of < W columns. Calls
 // tile(IntC<nv>, BoolC<masked>, n0, mask) for each.
-template <int NV, class Tile>
+template <class Vec, int NV, class Tile>
 inline void for_each_tile(int64_t N, Tile&& tile) {
-  const __m256i all = _mm256_set1_epi32(-1);
+  constexpr int W = Vec::W;
   int64_t n0 = 0;
-  for (; n0 + 8 * NV <= N; n0 += 8 * NV) tile(IntC<NV>{}, BoolC<false>{}, n0, all);
+  for (; n0 + W * NV <= N; n0 += W * NV) tile(IntC<NV>{}, BoolC<false>{}, n0, Vec::all());
   if constexpr (NV > 1) {
-    for (; n0 + 8 <= N; n0 += 8) tile(IntC<1>{}, BoolC<false>{}, n0, all);
+    for (; n0 + W <= N; n0 += W) tile(IntC<1>{}, BoolC<false>{}, n0, Vec::all());
   }
-  if (n0 < N) tile(IntC<1>{}, BoolC<true>{}, n0, tail_mask(N - n0));
+  if (n0 < N) tile(IntC<1>{}, BoolC<true>{}, n0, Vec::tail(N - n0));
 }
 
-// One row, one column tile: yrow[n0 : n0+8*NV] = sum over entries of v * x[col, tile].
+// One row, one column tile: yrow[n0 : n0+W*NV] = sum over entries of v * x[col, tile].
 // NV independent accumulators; the value is broadcast, the x row segment loaded.
-template <int NV, bool Masked, class Visit>
-inline void row_tile(Visit&& visit, const float* x, int64_t N, int64_t n0, __m256i mask,
-                     float* yrow) {
-  __m256 acc[NV];
-  for (int j = 0; j < NV; ++j) acc[j] = _mm256_setzero_ps();
+template <class Vec, int NV, bool Masked, class Visit>
+inline void row_tile(Visit&& visit, const float* x, int64_t N, int64_t n0,
+                     typename Vec::Mask mask, float* yrow) {
+  constexpr int W = Vec::W;
+  typename Vec::T acc[NV];
+  for (int j = 0; j < NV; ++j) acc[j] = Vec::zero();
   visit([&](float v, int64_t col) {
     const float* xr = x + col * N + n0;
-    const __m256 b = _mm256_set1_ps(v);
-    for (int j = 0; j < NV; ++j)
-      acc[j] = _mm256_fmadd_ps(b, load8<Masked>(xr + 8 * j, mask), acc[j]);
+    const auto b = Vec::set1(v);
+    for (int j = 0; j < NV; ++j) {
+      const auto xv = Masked ? Vec::load_masked(xr + W * j, mask) : Vec::load(xr + W * j);
+      acc[j] = Vec::fmadd(b, xv, acc[j]);
+    }
   });
-  for (int j = 0; j < NV; ++j) store8<Masked>(yrow + n0 + 8 * j, acc[j], mask);
+  for (int j = 0; j < NV; ++j) {
+    if constexpr (Masked) Vec::store_masked(yrow + n0 + W * j, acc[j], mask);
+    else Vec::store(yrow + n0 + W * j, acc[j]);
+  }
 }
 
-// SIMD row product for N > 1 (see row_scalar for `visit`): 32-column tiles.
+// SIMD row product for N > 1 (see row_scalar for `visit`): tiles of 4 vectors.
 template <class Visit>
 inline void row_simd(Visit&& visit, const float* x, int64_t N, float* yrow) {
-  for_each_tile<4>(N, [&](auto nv, auto masked, int64_t n0, __m256i mask) {
-    row_tile<decltype(nv)::value, decltype(masked)::value>(visit, x, N, n0, mask, yrow);
+  using Vec = TileVec;
+  for_each_tile<Vec, 4>(N, [&](auto nv, auto masked, int64_t n0, typename Vec::Mask mask) {
+    row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(visit, x, N, n0, mask, yrow);
   });
 }
 
 #endif  // GSPRUNE_AVX2
 
-// "avx2" or "scalar": what `simd=true` runs.
-inline const char* simd_isa() { return GSPRUNE_AVX2 ? "avx2" : "scalar"; }
+// "avx512", "avx2" or "scalar": what `simd=true` runs.
+inline const char* simd_isa() { return GSPRUNE_AVX512 ? "avx512" : GSPRUNE_AVX2 ? "avx2" : "scalar"; }
 
 // ---- kernel entry points (y is [M, N] row-major; x is [K, N]) ----
 
