@@ -155,29 +155,69 @@ class DenseMatrix(SparseFormat):
 class CSRMatrix(SparseFormat):
     """Compressed sparse rows.
 
-    crow_indices: int32[M + 1], col_indices: int32[nnz], values: float32[nnz];
-    column indices ascending inside each row. Every kept position of the mask is
-    stored, also a kept weight whose value is exactly 0 (``nnz`` does not count it),
-    so ``structure()`` is the mask.
+    crow_indices: int32[M + 1], col_indices: int32[nnz], values: float32[nnz].
+    Inside each row the entries are in ``bank_order``: with ``banks = B`` and column
+    banks ``c mod B``, by (rank of the column among the row's columns of its bank,
+    bank), so each run of B entries takes one column from every bank (the order a
+    bank-balanced row is gathered in without bank conflicts); ``banks = 1`` is plain
+    ascending columns. Every kept position of the mask is stored, also a kept weight
+    whose value is exactly 0 (``nnz`` does not count it), so ``structure()`` is the mask.
     """
 
     name: ClassVar[str] = "csr"
     crow_indices: torch.Tensor
     col_indices: torch.Tensor
     values: torch.Tensor
+    banks: int = 1
 
     def slots(self) -> Slots:
         rows = torch.repeat_interleave(torch.arange(self.shape[0]), self.crow_indices.long().diff())
         real = torch.ones(rows.numel(), dtype=torch.bool)
         return Slots(self.shape, rows, self.col_indices.long(), self.values, real)
 
+    def ascending(self) -> CSRMatrix:
+        """The same matrix with ascending columns in every row (``banks = 1``): the
+        layout torch.sparse and cuSPARSE take. ``self`` when it already is."""
+        if self.banks == 1:
+            return self
+        order = bank_order(self.crow_indices, self.col_indices, 1)
+        return CSRMatrix(self.shape, self.crow_indices, self.col_indices[order], self.values[order])
+
     def to_torch(self) -> torch.Tensor:
-        """The same matrix as a ``torch.sparse_csr`` tensor (int32 indices, shared memory)."""
+        """The same matrix as a ``torch.sparse_csr`` tensor (int32 indices; shared memory
+        when the columns ascend)."""
+        csr = self.ascending()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
             return torch.sparse_csr_tensor(
-                self.crow_indices, self.col_indices, self.values, size=self.shape
+                csr.crow_indices, csr.col_indices, csr.values, size=self.shape
             )
+
+
+def bank_order(crow_indices: torch.Tensor, col_indices: torch.Tensor, banks: int) -> torch.Tensor:
+    """The permutation of a CSR's entries into ``CSRMatrix`` bank order over ``banks``.
+
+    Entry p of row r with column c gets the key (r, rank, c mod banks), rank = how many
+    columns of row r in bank c mod banks are smaller than c; returns int64[nnz], the
+    stored positions sorted by key (``banks = 1``: ascending columns).
+    """
+    cols = col_indices.long()
+    rows = torch.repeat_interleave(
+        torch.arange(crow_indices.numel() - 1), crow_indices.long().diff()
+    )
+    n = cols.numel()
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long)
+    width = int(cols.max()) + 1
+    bank = cols % banks
+    by_cell = torch.argsort((rows * banks + bank) * width + cols, stable=True)
+    cell = (rows * banks + bank)[by_cell]
+    start = torch.ones(n, dtype=torch.bool)
+    start[1:] = cell[1:] != cell[:-1]
+    first = torch.cummax(torch.where(start, torch.arange(n), 0), 0).values
+    rank = torch.empty(n, dtype=torch.long)
+    rank[by_cell] = torch.arange(n) - first
+    return torch.argsort((rows * (width + 1) + rank) * banks + bank, stable=True)
 
 
 @dataclass

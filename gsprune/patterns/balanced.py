@@ -54,7 +54,9 @@ class BankBalanced(Pattern):
     not divide K the banks differ in size by one column; a bank smaller than
     ``k_b`` keeps all its columns (the count is capped at the bank size), so the
     achieved sparsity is ``1 - sum_b min(k_b, |bank b|) / K``, within
-    ``B / (2K)`` of the target plus the capping.
+    ``B / (2K)`` of the target plus the capping. The CSR format stores each row
+    bank-interleaved (``banks = B``): a gather of B consecutive entries takes one
+    column from every bank, which is the point of the pattern.
     """
 
     format = "csr"
@@ -62,6 +64,9 @@ class BankBalanced(Pattern):
 
     def check_params(self, params: dict[str, Any]) -> None:
         check_int(self.name, "B", params["B"], 1)
+
+    def format_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"banks": params["B"]}
 
     def _project(
         self, scores: torch.Tensor, sparsity: float, params: dict[str, Any]

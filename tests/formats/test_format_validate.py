@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gsprune import formats
+from gsprune import formats, patterns
 from gsprune.formats import FORMATS, MAX_LISTED
 
 M, K, V = 20, 64, 8  # three bands of rows, the last one partial (rows 16..19)
@@ -129,6 +129,49 @@ def test_csr_planted_violations():
     fmt = fresh()
     fmt.crow_indices[-1] += 1
     assert "crow_indices[-1]" in str(formats.validate(fmt, "unstructured"))
+
+
+@pytest.mark.parametrize(("shape", "B"), [((9, 64), 8), ((5, 50), 4), ((3, 23), 8)])
+def test_bank_balanced_csr_is_stored_bank_interleaved(shape, B):
+    gen = torch.Generator().manual_seed(3)
+    weight = torch.randn(shape, generator=gen)
+    mask = patterns.get("bank_balanced").project(weight.abs(), 0.6, B=B)
+    fmt = formats.encode(weight, mask, "bank_balanced", B=B)
+    assert fmt.banks == B and torch.equal(fmt.to_dense(), weight * mask)
+    assert formats.validate(fmt, "bank_balanced", B=B).ok
+    for r in range(shape[0]):
+        cols = fmt.col_indices[fmt.crow_indices[r] : fmt.crow_indices[r + 1]].long()
+        banks = (cols % B).tolist()
+        # Entry j of a row is the (j // B)-th column of bank j % B among the full banks:
+        # every run of B entries meets B distinct banks while all banks still have columns.
+        full = min(banks.count(b) for b in range(B))
+        assert banks[: full * B] == list(range(B)) * full
+        for b in range(B):  # inside a bank, columns ascend
+            mine = cols[cols % B == b]
+            assert bool((mine.diff() > 0).all())
+    # torch's CSR gets ascending columns, the same matrix.
+    assert torch.equal(fmt.to_torch().to_dense(), weight * mask)
+    assert torch.equal(
+        fmt.ascending().col_indices, FORMATS.get("csr").encode(weight, mask).col_indices
+    )
+
+
+def test_bank_order_and_banks_are_checked():
+    weight = torch.randn(4, 32, generator=torch.Generator().manual_seed(4))
+    mask = patterns.get("bank_balanced").project(weight.abs(), 0.5, B=8)
+    ascending = FORMATS.get("csr").encode(weight, mask)
+    found = formats.validate(ascending, "bank_balanced", B=8)
+    assert not found.ok and "bank order over 1 banks, the pattern asks for 8" in str(found)
+    fmt = formats.encode(weight, mask, "bank_balanced", B=8)
+    start = int(fmt.crow_indices[1])
+    fmt.col_indices[start : start + 2] = fmt.col_indices[start : start + 2].flip(0).clone()
+    found = formats.validate(fmt, "bank_balanced", B=8)
+    assert _located(found, row=1) and "out of bank order" in str(found)
+    fmt = formats.encode(weight, mask, "bank_balanced", B=8)
+    fmt.col_indices[start + 1] = fmt.col_indices[start]
+    assert "must strictly ascend" in str(formats.validate(fmt, "bank_balanced", B=8))
+    with pytest.raises(ValueError, match="banks must be an integer >= 1"):
+        FORMATS.get("csr").encode(weight, mask, banks=0)
 
 
 def test_csr_stored_positions_go_through_the_pattern_check():

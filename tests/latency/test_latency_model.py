@@ -187,6 +187,20 @@ def test_encoded_gs_is_conflict_free(variant: str, shape: tuple[int, int], V: in
     assert cost.nnz == int(mask.sum())
 
 
+@pytest.mark.parametrize(("shape", "B"), [((16, 64), 8), ((7, 96), 4)])
+def test_bank_balanced_is_conflict_free_on_its_banks(shape: tuple[int, int], B: int) -> None:
+    """Stored bank-interleaved, a bank-balanced row costs one step per B entries on
+    H(B, B); ascending columns (plain CSR) would pay conflicts on the same mask."""
+    from gsprune import formats, patterns
+
+    weight = torch.randn(shape, generator=torch.Generator().manual_seed(5))
+    mask = patterns.get("bank_balanced").project(weight.abs(), 0.75, B=B)
+    cost = model.breakdown(formats.encode(weight, mask, "bank_balanced", B=B), V=B, B=B)
+    assert cost.steps == cost.ops == int(mask.sum()) // B
+    ascending = model.breakdown(formats.encode(weight, mask, "unstructured"), V=B, B=B)
+    assert ascending.steps > cost.steps
+
+
 def test_unstructured_pays_for_conflicts_and_partial_chunks() -> None:
     """On the same weights and sparsity, GS needs fewer steps than CSR of unstructured."""
     from gsprune import formats, patterns
