@@ -32,9 +32,11 @@ def linear(fmt: DenseMatrix, x: torch.Tensor, threads: int) -> torch.Tensor:
 
 
 def torch_csr(fmt: CSRMatrix) -> torch.Tensor:
-    """The torch sparse CSR tensor over the format's own arrays (int32 indices, no copy)."""
+    """The torch sparse CSR tensor over the format's own arrays (int32 indices; no copy
+    unless a bank-interleaved CSR must be put in ascending column order first)."""
+    csr = fmt.ascending()
     return torch.sparse_csr_tensor(
-        fmt.crow_indices, fmt.col_indices, fmt.values, size=fmt.shape, check_invariants=False
+        csr.crow_indices, csr.col_indices, csr.values, size=fmt.shape, check_invariants=False
     )
 
 

@@ -43,9 +43,10 @@ def prepare_dense(fmt: SparseFormat, device: torch.device, dtype: torch.dtype) -
 
 
 def as_csr(fmt: SparseFormat) -> CSRMatrix:
-    """``fmt``'s matrix in CSR with its stored (real) positions as the non-zero structure."""
+    """``fmt``'s matrix in CSR with its stored (real) positions as the non-zero structure,
+    columns ascending in each row (as cuSPARSE takes them)."""
     if isinstance(fmt, CSRMatrix):
-        return fmt
+        return fmt.ascending()
     return formats.FORMATS.get("csr").encode(fmt.to_dense(), fmt.structure())
 
 
