@@ -62,7 +62,7 @@ at::Tensor csr_matmul(const at::Tensor& crow, const at::Tensor& col, const at::T
   check_tensor(values, at::kFloat, "values");
   at::Tensor y = output_for(x, M, K);
   gsprune::csr_matmul(crow.data_ptr<int32_t>(), col.data_ptr<int32_t>(), values.data_ptr<float>(),
-                      M, x.data_ptr<float>(), x.size(1), y.data_ptr<float>(), threads, simd);
+                      M, K, x.data_ptr<float>(), x.size(1), y.data_ptr<float>(), threads, simd);
   return y;
 }
 

@@ -115,6 +115,12 @@ inline void pack_columns(const float* x, int64_t K, int64_t N, int64_t n0, int64
   }
 }
 
+// The SpMM kernels (N > 1) walk x in column tiles, outermost, so one tile is reused by
+// every row while it is hot in cache. A tile is packed (dense rows, zero-padded to whole
+// vectors) when at least kPackRows rows reuse it, to pay the copy (measured on Zen 3 in
+// the GS kernel: packing for 64 rows cost 25%, for 256 rows it gained 1.5-2x).
+constexpr int64_t kPackRows = 128;
+
 // Runs body(u0, u1) on `threads` OpenMP threads over contiguous ranges of [0, n_units).
 // With `ptr` (a prefix sum, ptr[u+1] - ptr[u] = non-zeros of unit u) the ranges carry
 // equal non-zeros plus units (each unit also costs its output rows); without it, equal
@@ -221,51 +227,6 @@ inline void with_vectors(int64_t nv, F&& f) {
   }
 }
 
-// Walks the columns [0, N) of x/y in register tiles: full tiles of W*NV columns, then
-// one-vector tiles, then one masked tail tile of < W columns. Calls
-// tile(IntC<nv>, BoolC<masked>, n0, mask) for each.
-template <class Vec, int NV, class Tile>
-inline void for_each_tile(int64_t N, Tile&& tile) {
-  constexpr int W = Vec::W;
-  int64_t n0 = 0;
-  for (; n0 + W * NV <= N; n0 += W * NV) tile(IntC<NV>{}, BoolC<false>{}, n0, Vec::all());
-  if constexpr (NV > 1) {
-    for (; n0 + W <= N; n0 += W) tile(IntC<1>{}, BoolC<false>{}, n0, Vec::all());
-  }
-  if (n0 < N) tile(IntC<1>{}, BoolC<true>{}, n0, Vec::tail(N - n0));
-}
-
-// One row, one column tile: yrow[n0 : n0+W*NV] = sum over entries of v * x[col, tile].
-// NV independent accumulators; the value is broadcast, the x row segment loaded.
-template <class Vec, int NV, bool Masked, class Visit>
-inline void row_tile(Visit&& visit, const float* x, int64_t N, int64_t n0,
-                     typename Vec::Mask mask, float* yrow) {
-  constexpr int W = Vec::W;
-  typename Vec::T acc[NV];
-  for (int j = 0; j < NV; ++j) acc[j] = Vec::zero();
-  visit([&](float v, int64_t col) {
-    const float* xr = x + col * N + n0;
-    const auto b = Vec::set1(v);
-    for (int j = 0; j < NV; ++j) {
-      const auto xv = Masked ? Vec::load_masked(xr + W * j, mask) : Vec::load(xr + W * j);
-      acc[j] = Vec::fmadd(b, xv, acc[j]);
-    }
-  });
-  for (int j = 0; j < NV; ++j) {
-    if constexpr (Masked) Vec::store_masked(yrow + n0 + W * j, acc[j], mask);
-    else Vec::store(yrow + n0 + W * j, acc[j]);
-  }
-}
-
-// SIMD row product for N > 1 (see row_scalar for `visit`): tiles of 4 vectors.
-template <class Visit>
-inline void row_simd(Visit&& visit, const float* x, int64_t N, float* yrow) {
-  using Vec = TileVec;
-  for_each_tile<Vec, 4>(N, [&](auto nv, auto masked, int64_t n0, typename Vec::Mask mask) {
-    row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(visit, x, N, n0, mask, yrow);
-  });
-}
-
 #endif  // GSPRUNE_AVX2
 
 // "avx512", "avx2" or "scalar": what `simd=true` runs.
@@ -289,7 +250,7 @@ void gs_scatter_matmul(const int64_t* band_ptr, int64_t n_bands, const float* va
                        int64_t N, float* y, int64_t M, int threads, bool simd);
 
 void csr_matmul(const int32_t* crow, const int32_t* col, const float* values, int64_t M,
-                const float* x, int64_t N, float* y, int threads, bool simd);
+                int64_t K, const float* x, int64_t N, float* y, int threads, bool simd);
 
 // values: float[n_blocks, R, C]; the last block column may overhang K (zero-padded).
 void bsr_matmul(const int32_t* crow, const int32_t* col, const float* values, int R, int C,

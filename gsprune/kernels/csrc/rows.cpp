@@ -1,6 +1,7 @@
 // Row-wise kernels for the comparison formats: CSR, BSR (R x C blocks) and N:M.
 // Each output row is a list of (value, column) entries; N == 1 has a dedicated SIMD dot
-// product per format, N > 1 uses the shared register-tiled row product (row_simd).
+// product per format, N > 1 the shared register-tiled row product (rows_spmm), which walks
+// x in column tiles like the GS kernel, so every format is timed with the same loop order.
 #include <utility>
 
 #include "kernels.h"
@@ -67,37 +68,181 @@ inline float bsr_dot(const int32_t* bcol, const float* values, int64_t b0, int64
   return hsum(_mm256_add_ps(acc0, acc1)) + tail;
 }
 
+// Walks the columns [0, w) of a tile in register tiles: full tiles of W*NV columns, then
+// one-vector tiles, then one masked tail tile of < W columns. Calls
+// tile(IntC<nv>, BoolC<masked>, c0, mask) for each.
+template <class Vec, int NV, class Tile>
+inline void for_each_tile(int64_t w, Tile&& tile) {
+  constexpr int W = Vec::W;
+  int64_t c0 = 0;
+  for (; c0 + W * NV <= w; c0 += W * NV) tile(IntC<NV>{}, BoolC<false>{}, c0, Vec::all());
+  if constexpr (NV > 1) {
+    for (; c0 + W <= w; c0 += W) tile(IntC<1>{}, BoolC<false>{}, c0, Vec::all());
+  }
+  if (c0 < w) tile(IntC<1>{}, BoolC<true>{}, c0, Vec::tail(w - c0));
+}
+
+// One row, one register tile: out[0 : W*NV] = sum over the row's entries (v, col) of
+// v * x[col * ldx : + W*NV] (x points at the tile's first column). NV independent
+// accumulators; the value is broadcast, the x row segment loaded.
+template <class Vec, int NV, bool Masked, class Visit>
+inline void row_tile(Visit&& visit, const float* x, int64_t ldx, typename Vec::Mask mask,
+                     float* out) {
+  constexpr int W = Vec::W;
+  typename Vec::T acc[NV];
+  for (int j = 0; j < NV; ++j) acc[j] = Vec::zero();
+  visit([&](float v, int64_t col) {
+    const float* xr = x + col * ldx;
+    const auto b = Vec::set1(v);
+    for (int j = 0; j < NV; ++j) {
+      const auto xv = Masked ? Vec::load_masked(xr + W * j, mask) : Vec::load(xr + W * j);
+      acc[j] = Vec::fmadd(b, xv, acc[j]);
+    }
+  });
+  for (int j = 0; j < NV; ++j) {
+    if constexpr (Masked) Vec::store_masked(out + W * j, acc[j], mask);
+    else Vec::store(out + W * j, acc[j]);
+  }
+}
+
+// N > 1, rows [r0, r1): column tiles of 4 vectors outermost, the tile packed when at least
+// kPackRows rows reuse it; visit_for(r) gives row r's entry visitor (see row_scalar).
+template <class VisitFor>
+void rows_spmm(int64_t r0, int64_t r1, VisitFor&& visit_for, const float* x, int64_t K,
+               int64_t N, float* y) {
+  using Vec = TileVec;
+  constexpr int NV = 4, W = Vec::W;
+  constexpr int64_t tile_columns = W * NV;
+  const bool packed = r1 - r0 >= kPackRows;
+  Scratch xp(packed ? static_cast<size_t>(K) * tile_columns : 0);
+  for (int64_t n0 = 0; n0 < N; n0 += tile_columns) {
+    const int64_t w = std::min(tile_columns, N - n0);
+    const float* xt = x + n0;
+    int64_t ldx = N;
+    if (packed) {
+      pack_columns(x, K, N, n0, w, round_up(w, W), xp.data());
+      xt = xp.data();
+      ldx = round_up(w, W);
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      auto visit = visit_for(r);
+      float* yt = y + r * N + n0;
+      for_each_tile<Vec, NV>(w, [&](auto nv, auto masked, int64_t c0, typename Vec::Mask mask) {
+        row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(visit, xt + c0, ldx, mask,
+                                                                    yt + c0);
+      });
+    }
+  }
+}
+
+// N:M, one chunk of L rows (S slots each, row stride S) times one column tile of NV
+// vectors: the rows walk their slots in step, L*NV accumulators in registers (like the
+// lanes of the GS kernel), so the FMAs of L rows overlap. Runs [0, runs) lie inside K;
+// a run overhanging K (K % m != 0) is done slot by slot with a column check, since its
+// slots past K hold no defined value.
+template <class Vec, int L, int NV>
+inline void nm_chunk_tile(const float* v, const uint8_t* off, int64_t S, int64_t runs, int n,
+                          int m, int64_t K, const float* x, int64_t ldx, float* out,
+                          int64_t ldy) {
+  constexpr int W = Vec::W;
+  typename Vec::T acc[L][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < L; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = Vec::zero();
+  for (int64_t q = 0; q < runs; ++q) {
+    const float* xq = x + q * m * ldx;
+    for (int64_t s = q * n; s < (q + 1) * n; ++s) {
+#pragma GCC unroll 8
+      for (int i = 0; i < L; ++i) {
+        const float* xr = xq + static_cast<int64_t>(off[i * S + s]) * ldx;
+        const auto b = Vec::broadcast(v + i * S + s);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) acc[i][j] = Vec::fmadd(b, Vec::load(xr + W * j), acc[i][j]);
+      }
+    }
+  }
+  for (int64_t s = runs * n; s < S; ++s) {
+    for (int i = 0; i < L; ++i) {
+      const int64_t col = runs * m + off[i * S + s];
+      if (col >= K) continue;
+      const auto b = Vec::broadcast(v + i * S + s);
+      for (int j = 0; j < NV; ++j)
+        acc[i][j] = Vec::fmadd(b, Vec::load(x + col * ldx + W * j), acc[i][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < L; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) Vec::store(out + i * ldy + W * j, acc[i][j]);
+}
+
+// N:M, N > 1, rows [r0, r1): chunks of 4 rows (nm_chunk_tile) over packed column tiles;
+// the last r1 - r0 mod 4 rows through rows_spmm.
+template <class VisitFor>
+void nm_spmm(const float* values, const uint8_t* offsets, int n, int m, int64_t runs, int64_t r0,
+             int64_t r1, VisitFor&& visit_for, const float* x, int64_t K, int64_t N, float* y) {
+  using Vec = TileVec;
+  constexpr int L = 4, W = Vec::W;
+  constexpr int64_t tile_columns = W * Vec::kTile;
+  const int64_t S = runs * n, full_runs = K / m, chunked = r0 + (r1 - r0) / L * L;
+  Scratch xp(static_cast<size_t>(K) * tile_columns), out(L * tile_columns);
+  for (int64_t n0 = 0; n0 < N && chunked > r0; n0 += tile_columns) {
+    const int64_t w = std::min(tile_columns, N - n0), wp = round_up(w, W);
+    pack_columns(x, K, N, n0, w, wp, xp.data());
+    with_vectors<Vec::kTile>(wp / W, [&](auto nv) {
+      for (int64_t r = r0; r < chunked; r += L) {
+        float* dst = w == wp ? y + r * N + n0 : out.data();
+        nm_chunk_tile<Vec, L, decltype(nv)::value>(values + r * S, offsets + r * S, S, full_runs,
+                                                   n, m, K, xp.data(), wp, dst,
+                                                   w == wp ? N : wp);
+        if (w == wp) continue;
+        for (int i = 0; i < L; ++i)
+          std::copy(out.data() + i * wp, out.data() + i * wp + w, y + (r + i) * N + n0);
+      }
+    });
+  }
+  if (chunked < r1) rows_spmm(chunked, r1, visit_for, x, K, N, y);
+}
+
 #endif  // GSPRUNE_AVX2
 
-// y[r, :] for a row given by its entry visitor: the SIMD row product or the portable one.
-template <class Visit>
-inline void row_product(Visit&& visit, const float* x, int64_t N, float* yrow, bool simd) {
+// y = W x for rows [r0, r1) given row r's entry visitor by visit_for(r) and, for N == 1,
+// its SIMD dot product by dot(r) (nullptr-like: has_dot false uses the visitor).
+template <class VisitFor, class Dot>
+void rows_product(int64_t r0, int64_t r1, VisitFor&& visit_for, Dot&& dot, bool has_dot,
+                  const float* x, int64_t K, int64_t N, float* y, bool simd) {
 #if GSPRUNE_AVX2
-  if (simd && N > 1) return row_simd(visit, x, N, yrow);
+  if (simd && N > 1) return rows_spmm(r0, r1, visit_for, x, K, N, y);
+  if (simd && has_dot) {
+    for (int64_t r = r0; r < r1; ++r) y[r] = dot(r);
+    return;
+  }
 #else
-  (void)simd;  // only the portable path is compiled
+  (void)simd, (void)dot, (void)has_dot, (void)K;  // only the portable path is compiled
 #endif
-  row_scalar(visit, x, N, yrow);
+  for (int64_t r = r0; r < r1; ++r) row_scalar(visit_for(r), x, N, y + r * N);
 }
 
 }  // namespace
 
 void csr_matmul(const int32_t* crow, const int32_t* col, const float* values, int64_t M,
-                const float* x, int64_t N, float* y, int threads, bool simd) {
-  parallel_units(M, crow, threads, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t p0 = crow[r], p1 = crow[r + 1];
+                int64_t K, const float* x, int64_t N, float* y, int threads, bool simd) {
+  auto visit_for = [&](int64_t r) {
+    return [&, r](auto&& f) {
+      for (int64_t p = crow[r]; p < crow[r + 1]; ++p) f(values[p], static_cast<int64_t>(col[p]));
+    };
+  };
+  auto dot = [&](int64_t r) -> float {
 #if GSPRUNE_AVX2
-      if (simd && N == 1) {
-        y[r] = csr_dot(values + p0, col + p0, p1 - p0, x);
-        continue;
-      }
+    return csr_dot(values + crow[r], col + crow[r], crow[r + 1] - crow[r], x);
+#else
+    (void)r;
+    return 0.0f;
 #endif
-      auto visit = [&](auto&& f) {
-        for (int64_t p = p0; p < p1; ++p) f(values[p], static_cast<int64_t>(col[p]));
-      };
-      row_product(visit, x, N, y + r * N, simd);
-    }
+  };
+  parallel_units(M, crow, threads, [&](int64_t r0, int64_t r1) {
+    rows_product(r0, r1, visit_for, dot, N == 1, x, K, N, y, simd);
   });
 }
 
@@ -105,55 +250,61 @@ void bsr_matmul(const int32_t* crow, const int32_t* col, const float* values, in
                 int64_t M, int64_t K, const float* x, int64_t N, float* y, int threads,
                 bool simd) {
   const int64_t block_rows = (M + R - 1) / R;
-  parallel_units(block_rows, crow, threads, [&](int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t b0 = crow[q], b1 = crow[q + 1];
-      for (int rr = 0; rr < R && q * R + rr < M; ++rr) {
-        const int64_t r = q * R + rr;
-#if GSPRUNE_AVX2
-        if (simd && N == 1 && C % 8 == 0) {
-          y[r] = bsr_dot(col, values, b0, b1, R, C, rr, K, x);
-          continue;
-        }
-#endif
-        auto visit = [&](auto&& f) {
-          for (int64_t b = b0; b < b1; ++b) {
-            const int64_t c0 = static_cast<int64_t>(col[b]) * C;
-            const float* vb = values + (b * R + rr) * C;
-            // The last block column may overhang K: its padding columns have no x row.
-            const int64_t width = std::min<int64_t>(C, K - c0);
-            for (int64_t cc = 0; cc < width; ++cc) f(vb[cc], c0 + cc);
-          }
-        };
-        row_product(visit, x, N, y + r * N, simd);
+  // Row r is row r % R of block row r / R.
+  auto visit_for = [&](int64_t r) {
+    return [&, r](auto&& f) {
+      const int64_t q = r / R, rr = r % R;
+      for (int64_t b = crow[q]; b < crow[q + 1]; ++b) {
+        const int64_t c0 = static_cast<int64_t>(col[b]) * C;
+        const float* vb = values + (b * R + rr) * C;
+        // The last block column may overhang K: its padding columns have no x row.
+        const int64_t width = std::min<int64_t>(C, K - c0);
+        for (int64_t cc = 0; cc < width; ++cc) f(vb[cc], c0 + cc);
       }
-    }
+    };
+  };
+  auto dot = [&](int64_t r) -> float {
+#if GSPRUNE_AVX2
+    return bsr_dot(col, values, crow[r / R], crow[r / R + 1], R, C, static_cast<int>(r % R), K, x);
+#else
+    (void)r;
+    return 0.0f;
+#endif
+  };
+  parallel_units(block_rows, crow, threads, [&](int64_t q0, int64_t q1) {
+    rows_product(q0 * R, std::min(q1 * R, M), visit_for, dot, N == 1 && C % 8 == 0, x, K, N, y,
+                 simd);
   });
 }
 
 void nm_matmul(const float* values, const uint8_t* offsets, int n, int m, int64_t M, int64_t K,
                const float* x, int64_t N, float* y, int threads, bool simd) {
   const int64_t runs = (K + m - 1) / m, slots = runs * n;
-  parallel_units<int64_t>(M, nullptr, threads, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
+  auto visit_for = [&](int64_t r) {
+    return [&, r](auto&& f) {
       const float* v = values + r * slots;
       const uint8_t* off = offsets + r * slots;
-#if GSPRUNE_AVX2
-      if (simd && N == 1 && 8 % n == 0) {
-        y[r] = nm_dot(v, off, n, m, K / m * n, slots, K, x);
-        continue;
-      }
-#endif
-      auto visit = [&](auto&& f) {
-        for (int64_t q = 0; q < runs; ++q) {
-          for (int j = 0; j < n; ++j) {
-            const int64_t s = q * n + j, col = q * m + off[s];
-            if (col < K) f(v[s], col);  // only the run overhanging K can fail this
-          }
+      for (int64_t q = 0; q < runs; ++q) {
+        for (int j = 0; j < n; ++j) {
+          const int64_t s = q * n + j, col = q * m + off[s];
+          if (col < K) f(v[s], col);  // only the run overhanging K can fail this
         }
-      };
-      row_product(visit, x, N, y + r * N, simd);
-    }
+      }
+    };
+  };
+  auto dot = [&](int64_t r) -> float {
+#if GSPRUNE_AVX2
+    return nm_dot(values + r * slots, offsets + r * slots, n, m, K / m * n, slots, K, x);
+#else
+    (void)r;
+    return 0.0f;
+#endif
+  };
+  parallel_units<int64_t>(M, nullptr, threads, [&](int64_t r0, int64_t r1) {
+#if GSPRUNE_AVX2
+    if (simd && N > 1) return nm_spmm(values, offsets, n, m, runs, r0, r1, visit_for, x, K, N, y);
+#endif
+    rows_product(r0, r1, visit_for, dot, N == 1 && 8 % n == 0, x, K, N, y, simd);
   });
 }
 
