@@ -35,26 +35,27 @@ THREAD_ENV = (
 
 
 def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> tuple[str, set[str]]:
-    """CPU model name and the feature flags of the first processor.
+    """CPU model and the feature flags of the first processor.
 
-    Off Linux (no /proc/cpuinfo) the model comes from ``platform.processor()``
-    and the flags are empty.
+    The model is the model name plus "(family F, model M)" when cpuinfo gives them
+    (virtual machines often name only "Intel(R) Xeon(R) Processor"; family and model
+    tell the generation). Off Linux (no /proc/cpuinfo) the model comes from
+    ``platform.processor()`` and the flags are empty.
     """
-    model, flags = "", set()
+    fields: dict[str, str] = {}
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return platform.processor(), flags
+        return platform.processor(), set()
     for line in text.splitlines():
+        if not line.strip():
+            break  # the first processor only
         key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and not model:
-            model = value.strip()
-        elif key == "flags" and not flags:
-            flags = set(value.split())
-        if model and flags:
-            break
-    return model or platform.processor(), flags
+        fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name") or platform.processor()
+    if "cpu family" in fields and "model" in fields:
+        model = f"{model} (family {fields['cpu family']}, model {fields['model']})"
+    return model, set(fields.get("flags", "").split())
 
 
 def machine_facts() -> dict[str, Any]:
@@ -77,6 +78,8 @@ def machine_facts() -> dict[str, Any]:
         "avx2": "avx2" in flags,
         "avx512f": "avx512f" in flags,
         "fma": "fma" in flags,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "env": {name: os.environ.get(name) for name in THREAD_ENV},

@@ -75,3 +75,18 @@ def test_machine_facts_and_versions() -> None:
     assert facts["torch_threads"] >= 1
     v = versions()
     assert v["torch"] and v["numpy"] and v["python"].count(".") == 2
+
+
+def test_cpuinfo_reads_the_first_processor(tmp_path) -> None:
+    from gsprune.latency.machine import _cpuinfo
+
+    text = (
+        "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 207\n"
+        "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512f amx_bf16\n\n"
+        "processor\t: 1\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: other\nflags\t: sse2\n"
+    )
+    (tmp_path / "cpuinfo").write_text(text)
+    model, flags = _cpuinfo(tmp_path / "cpuinfo")
+    assert model == "Intel(R) Xeon(R) Processor (family 6, model 207)"
+    assert flags == {"fpu", "avx2", "avx512f", "amx_bf16"}
+    assert _cpuinfo(tmp_path / "missing")[1] == set()
