@@ -171,6 +171,11 @@ def markdown(rows: list[dict], header: dict) -> str:
         "Each cell: best round's median ms (median of all rounds), speedup over dense",
         "F.linear, and `eff` = the kernel's useful GFLOP/s over dense's GFLOP/s (dense",
         "GFLOP/s in its own column). `gs_scatter/gs` and `gs_free/gs`: time ratios to `gs`.",
+        *(
+            ["`gs_avx2`: `gs` on the AVX2 build (the other kernels run the AVX-512 one)."]
+            if "gs_avx2" in SPARSE
+            else []
+        ),
         "",
     ]
     titles = ["task", "M x K", "N", "s", "threads", *COLUMNS, "gs_scatter/gs", "gs_free/gs"]
