@@ -25,6 +25,8 @@ small product, and on a busy machine it can stall for a scheduler slice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from gsprune.formats.base import GSMatrix, SparseFormat
@@ -39,7 +41,16 @@ from gsprune.kernels.base import (
 
 GRAIN_SIZE = 32768  # torch's at::internal::GRAIN_SIZE
 
-__all__ = ["BACKENDS", "Kernel", "backends", "cpu_available", "kernel_name", "matmul", "simd_isa"]
+__all__ = [
+    "BACKENDS",
+    "Kernel",
+    "backends",
+    "bind",
+    "cpu_available",
+    "kernel_name",
+    "matmul",
+    "simd_isa",
+]
 
 
 def cpu_available(isa: str | None = None) -> bool:
@@ -81,6 +92,26 @@ def kernel_name(fmt: SparseFormat, backend: str = "cpu") -> str:
     label = kernel.label or (f"cpu_{simd_isa()}" if actual == "cpu" else actual)
     key = fmt.variant if isinstance(fmt, GSMatrix) else fmt.name
     return f"{key}_{label}"
+
+
+def bind(
+    fmt: SparseFormat, threads: int | None = None, backend: str = "cpu"
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``run(x) == matmul(fmt, x, threads, backend)`` for a timing loop: the format, the
+    threads and the backend are checked and the kernel chosen once, not at every call.
+
+    ``x`` must be float32 ``[K, N]``, contiguous, on the CPU (not checked again). A
+    compiled kernel's call then costs what a direct call of ``F.linear`` costs around
+    its work; ``matmul``'s checks take tens of microseconds, which on a small layer at
+    high sparsity would be charged to the sparse kernel alone.
+    """
+    check_format(fmt)
+    n_threads = check_threads(threads)
+    _, kernel = _resolve(fmt, backend)
+    if not kernel.compiled:  # torch ops size torch's pool per call: matmul does that
+        return lambda x: matmul(fmt, x, threads, backend)
+    work = fmt.values.numel()
+    return lambda x: kernel.run(fmt, x, 1 if work * x.shape[1] < GRAIN_SIZE else n_threads)
 
 
 def matmul(

@@ -85,11 +85,16 @@ def cpu_flags() -> frozenset[str]:
 
 def supported_isas() -> list[str]:
     """The builds this CPU runs, best first (always ends with "portable")."""
-    x86 = platform.machine().lower() in ("x86_64", "amd64")
-    flags = cpu_flags()
-    return [
+    return list(_supported(cpu_flags(), platform.machine()))
+
+
+@functools.cache
+def _supported(flags: frozenset[str], machine: str) -> tuple[str, ...]:
+    # Cached: every kernel call asks, and a small layer's product takes microseconds.
+    x86 = machine.lower() in ("x86_64", "amd64")
+    return tuple(
         name for name, isa in ISAS.items() if not isa.cpu_flags or (x86 and isa.cpu_flags <= flags)
-    ]
+    )
 
 
 def best_isa() -> str:
@@ -99,7 +104,7 @@ def best_isa() -> str:
     """
     forced = os.environ.get(ISA_ENV)
     if not forced:
-        return supported_isas()[0]
+        return _supported(cpu_flags(), platform.machine())[0]
     check_isa(forced)
     return forced
 
@@ -108,7 +113,7 @@ def check_isa(name: str) -> None:
     """ValueError unless ``name`` is a build this CPU runs."""
     if name not in ISAS:
         raise ValueError(f"unknown CPU kernel build {name!r}; known: {', '.join(ISAS)}")
-    if name not in supported_isas():
+    if name not in _supported(cpu_flags(), platform.machine()):
         missing = sorted(ISAS[name].cpu_flags - cpu_flags())
         raise ValueError(
             f"the {name} CPU kernels need CPU flags this machine lacks ({', '.join(missing)}); "

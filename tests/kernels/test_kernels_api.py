@@ -163,3 +163,18 @@ def test_fallback_names_the_reference_kernel(monkeypatch, by_hand, gen):
     assert kernels.kernel_name(fmt) == "gs_reference"
     x = torch.randn(7, 2, generator=gen)
     assert torch.equal(kernels.matmul(fmt, x), kernels.matmul(fmt, x, backend="reference"))
+
+
+@pytest.mark.parametrize("backend", ["cpu", "cpu_scalar", "reference", "torch_sparse_csr"])
+def test_bind_runs_what_matmul_runs(compiled, backend, by_hand, gen):
+    csr, _ = by_hand.csr(40, 70, gen)
+    gs, _ = by_hand.gs(40, 70, 8, "gs_free", gen)
+    for fmt in (csr, gs) if backend != "torch_sparse_csr" else (csr,):
+        run = kernels.bind(fmt, threads=2, backend=backend)
+        for N in (1, 9, 600):  # 600 columns pass the grain size: two threads
+            x = torch.randn(70, N, generator=gen)
+            assert torch.equal(run(x), kernels.matmul(fmt, x, threads=2, backend=backend))
+    with pytest.raises(ValueError, match="threads=0"):
+        kernels.bind(csr, threads=0)
+    with pytest.raises(ValueError, match="unknown kernel backend"):
+        kernels.bind(csr, backend="tpu")
