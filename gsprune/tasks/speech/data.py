@@ -499,11 +499,30 @@ class LengthBatches(Sampler[list[int]]):
     shuffled before a stable sort (ties in random order) and the batch order is
     shuffled every epoch (global torch RNG); ``drop_last`` drops the one short
     batch. Without ``shuffle`` the order is fixed (evaluation).
+
+    ``sorta_grad``: in epoch 0 (``set_epoch``; the training loop passes the
+    number of epochs the task object has trained) the batches are taken
+    shortest first (SortaGrad, Amodei et al. 2016, Deep Speech 2): a CTC model
+    leaves its all-blank plateau sooner on short utterances. That is dense
+    training's first epoch, or, in a run whose dense model comes from the
+    cache, its first fine-tuning epoch. Later epochs are shuffled as usual.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool, drop_last: bool):
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        sorta_grad: bool = False,
+    ):
         self.lengths = torch.as_tensor(lengths)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.sorta_grad = sorta_grad
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         n = len(self.lengths)
@@ -516,7 +535,7 @@ class LengthBatches(Sampler[list[int]]):
         batches = list(torch.split(order, self.batch_size))
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
-        if self.shuffle:
+        if self.shuffle and not (self.sorta_grad and self.epoch == 0):
             batches = [batches[i] for i in torch.randperm(len(batches))]
         for batch in batches:
             yield batch.tolist()

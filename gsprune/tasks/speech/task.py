@@ -14,7 +14,7 @@ The model sees 64-bin log-mel features (``features.LogMel``, computed per
 batch on the model's device), SpecAugment masks them in training, CTC (blank
 0) over the 28 characters of ``text.ALPHABET``, greedy decoding, WER by jiwer.
 The task's metric ``wer`` (lower is better) is the WER in percent over all
-test utterances pooled; ``test()`` adds the WER of each test set, the set
+test utterances pooled; ``test()`` adds the WER and CER of each test set, the set
 sizes, the latency input length, and a ``transcripts.tsv`` with every test
 utterance's reference and hypothesis.
 
@@ -31,6 +31,7 @@ Task config keys (besides ``dense:``/``finetune:`` of ``gsprune.tasks.base``)::
     spec_augment: {freq_masks, freq_width, time_masks, time_width}
     model: jasper, preset: null | 10x5 | 5x3, model_args: {prologue, blocks, repeats, epilogue}
     batch_size, eval_batch_size, num_workers, amp
+    sorta_grad: true                     # the first epoch this task trains goes shortest first
     latency_seconds: 10                  # latency input: this many seconds of audio, batch 1
     include, exclude: [fnmatch patterns] # prunable parameters (gsprune.views)
 """
@@ -49,7 +50,14 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from gsprune.tasks import register
-from gsprune.tasks.base import Evaluation, Task, check_choice, check_number, model_device
+from gsprune.tasks.base import (
+    Evaluation,
+    Task,
+    check_choice,
+    check_flag,
+    check_number,
+    model_device,
+)
 from gsprune.tasks.data import distributed, make_loader
 from gsprune.tasks.speech.data import (
     CORPUS_DEFAULTS,
@@ -102,6 +110,13 @@ def wer(references: list[str], hypotheses: list[str]) -> float:
     return 100.0 * jiwer.wer(references, hypotheses)
 
 
+def cer(references: list[str], hypotheses: list[str]) -> float:
+    """Character error rate in percent (jiwer; spaces count as characters)."""
+    if not references:
+        raise ValueError("CER of an empty test set")
+    return 100.0 * jiwer.cer(references, hypotheses)
+
+
 def _section(cfg: Mapping[str, Any], key: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
     section = {**defaults, **(cfg.get(key) or {})}
     unknown = set(section) - set(defaults)
@@ -138,6 +153,7 @@ class SpeechTask(Task):
         for key in ("batch_size", "eval_batch_size"):
             check_number(cfg.get(key), f"task.{key}", minimum=1, integer=True, maximum=65536)
         check_number(cfg.get("sample_rate"), "task.sample_rate", 1, integer=True, maximum=192000)
+        check_flag(cfg.get("sorta_grad", False), "task.sorta_grad")
         workers = cfg.get("num_workers", 0)
         check_number(workers, "task.num_workers", minimum=0, integer=True, maximum=256)
         check_number(
@@ -235,6 +251,7 @@ class SpeechTask(Task):
             "preset",
             "model_args",
             "batch_size",
+            "sorta_grad",
             "amp",
             "dense",
         )
@@ -274,7 +291,13 @@ class SpeechTask(Task):
         lengths = [len(w) for w in dataset.waves]
         return DataLoader(
             dataset,
-            batch_sampler=LengthBatches(lengths, batch, shuffle=train, drop_last=train),
+            batch_sampler=LengthBatches(
+                lengths,
+                batch,
+                shuffle=train,
+                drop_last=train,
+                sorta_grad=train and bool(self.cfg.get("sorta_grad", False)),
+            ),
             num_workers=workers,
             collate_fn=collate,
         )
@@ -355,11 +378,12 @@ class SpeechTask(Task):
         """Pooled WER, the WER of each test set, and every utterance's transcript."""
         _, tests = self.datasets()
         lines = ["set\tid\treference\thypothesis"]
-        per_set, sizes, pooled_refs, pooled_hyps = {}, {}, [], []
+        per_set, per_set_cer, sizes, pooled_refs, pooled_hyps = {}, {}, {}, [], []
         for name, dataset in tests.items():
             loader = self._loader(dataset, False)
             refs, hyps = self._gather(self.transcribe(model, loader))
             per_set[name] = round(wer(refs, hyps), 3)
+            per_set_cer[name] = round(cer(refs, hyps), 3)
             sizes[name] = {"utterances": len(refs), "words": sum(len(r.split()) for r in refs)}
             pooled_refs += refs
             pooled_hyps += hyps
@@ -369,7 +393,13 @@ class SpeechTask(Task):
                 else [""] * len(refs)
             )
             lines += [f"{name}\t{i}\t{r}\t{h}" for i, r, h in zip(ids, refs, hyps, strict=True)]
-        details = {"wer": per_set, "test_sets": sizes, "latency_input": self.latency_input(model)}
+        # CER shows a model's progress while its WER is still near 100 (words half right).
+        details = {
+            "wer": per_set,
+            "cer": per_set_cer,
+            "test_sets": sizes,
+            "latency_input": self.latency_input(model),
+        }
         return Evaluation(wer(pooled_refs, pooled_hyps), details, {"transcripts.tsv": lines})
 
     def baseline(self) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def test_librispeech_path_end_to_end(librispeech_root):
     assert value >= 0.0
     result = task.test(model)
     assert result.value == pytest.approx(value)
-    assert set(result.details["wer"]) == {"test-clean", "test-other"}
+    assert set(result.details["wer"]) == set(result.details["cer"]) == {"test-clean", "test-other"}
     assert result.details["test_sets"]["test-other"] == {"utterances": 2, "words": 5}
     assert result.details["latency_input"]["model_frames"] == 501
     lines = result.outputs["transcripts.tsv"]

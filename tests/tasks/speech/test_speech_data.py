@@ -113,3 +113,17 @@ def test_length_batches_group_similar_lengths():
     for batch in shuffled:  # each batch is a run of neighbours in length order
         ranks = sorted(sorted(range(8), key=lambda i: lengths[i]).index(i) for i in batch)
         assert ranks[-1] - ranks[0] == 2
+
+
+def test_length_batches_sorta_grad_goes_shortest_first_in_epoch_zero_only():
+    lengths = [5, 1, 9, 3, 7, 2, 8, 4, 6]
+    sampler = LengthBatches(lengths, 3, shuffle=True, drop_last=False, sorta_grad=True)
+    torch.manual_seed(0)
+    first = list(sampler)
+    assert [max(lengths[i] for i in b) for b in first] == [3, 6, 9]
+    sampler.set_epoch(1)
+    orders = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        orders.add(tuple(max(lengths[i] for i in b) for b in sampler))
+    assert len(orders) > 1  # later epochs shuffle the batches

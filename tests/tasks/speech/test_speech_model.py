@@ -11,7 +11,7 @@ import yaml
 from gsprune import tasks
 from gsprune.tasks.speech.features import LogMel, spec_augment
 from gsprune.tasks.speech.jasper import PRESETS, build_jasper
-from gsprune.tasks.speech.task import greedy_decode, wer
+from gsprune.tasks.speech.task import cer, greedy_decode, wer
 from gsprune.tasks.speech.text import ALPHABET, encode
 from gsprune.views import prunable_parameters
 
@@ -97,6 +97,14 @@ def test_wer_on_known_cases():
     assert wer(["press one"], [""]) == 100.0
     with pytest.raises(ValueError, match="empty test set"):
         wer([], [])
+
+
+def test_cer_on_known_cases():
+    assert cer(["press one"], ["press one"]) == 0.0
+    assert cer(["press one"], ["press ont"]) == pytest.approx(100 / 9)  # 1 of 9 characters
+    assert cer(["ab", "cd"], ["a", "cde"]) == pytest.approx(100 * 2 / 4)  # a deletion, an insertion
+    with pytest.raises(ValueError, match="empty test set"):
+        cer([], [])
 
 
 def test_latency_columns_are_ten_seconds_at_the_model_frame_rate():
