@@ -144,6 +144,11 @@ def build_jasper(
     n_mels: int, vocab: int, preset: str | None, model_args: Mapping[str, Any]
 ) -> Jasper:
     """Jasper from a preset ("10x5", "5x3") or none, with ``model_args`` overriding its keys."""
+    if not isinstance(model_args, Mapping):
+        raise ValueError(
+            f"task.model_args={model_args!r} must be a mapping of Jasper settings (prologue, "
+            "blocks, repeats, epilogue), e.g. task.model_args={repeats:3}, or null"
+        )
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"task.preset={preset!r} is unknown; accepted: null, {', '.join(PRESETS)}")
     args = {**(PRESETS[preset] if preset else {}), **model_args}

@@ -268,7 +268,7 @@ class SpeechTask(Task):
             int(self.features["n_mels"]),
             len(ALPHABET) + 1,
             self.cfg.get("preset"),
-            dict(self.cfg.get("model_args") or {}),
+            self.cfg.get("model_args") or {},
         )
 
     def frontend(self, device: torch.device) -> LogMel:

@@ -4,8 +4,14 @@ greedy decoding, WER per test set, the baseline, the transcripts file; and bad d
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +23,9 @@ from gsprune.tasks.speech.librispeech import LibriSpeech
 
 from .conftest import tiny_jasper
 
-CONF = Path(__file__).resolve().parents[3] / "conf" / "task"
+REPO = Path(__file__).resolve().parents[3]
+CONF = REPO / "conf" / "task"
+TEST_SETS = ("test-clean", "test-other")
 TINY_JASPER = tiny_jasper(0.1)
 
 
@@ -112,3 +120,68 @@ def test_unreadable_audio_and_empty_transcripts_name_the_file(librispeech_root):
     shutil.rmtree(chapter.parent.parent)
     with pytest.raises(FileNotFoundError, match="test-other' is not at"):
         LibriSpeech(librispeech_root, "test-other")
+
+
+def hydra_value(value) -> str:
+    """A Python value in Hydra's override grammar (dicts and lists of plain values)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    return str(value)
+
+
+@pytest.mark.slow
+def test_the_librispeech_cli_run_is_killed_mid_fine_tuning_and_resumes(librispeech_root, tmp_path):
+    pytest.importorskip("torchcodec", reason="torchaudio reads FLAC through torchcodec")
+    results = tmp_path / "results"
+    args = [
+        "task=librispeech",
+        f"task.data_dir={librispeech_root}",
+        "task.train_splits=[train-clean-100]",
+        "task.preset=null",
+        f"task.model_args={hydra_value(TINY_JASPER)}",
+        "task.batch_size=2",
+        "task.eval_batch_size=2",
+        "task.num_workers=0",
+        "task.amp=false",
+        "task.dense.epochs=1",
+        "task.finetune.epochs=3",
+        "prune.events=2",
+        "pattern=gs",
+        "sparsity=0.8",
+        "latency.warmup=1",
+        "latency.repeats=3",
+        "threads=1",
+        f"results_dir={results}",
+    ]
+    command = [sys.executable, "-m", "gsprune.cli", *args]
+    with (tmp_path / "first.log").open("w") as log:
+        first = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log)
+        deadline = time.time() + 600
+        while not list((results / "checkpoints").glob("*.pt")) and first.poll() is None:
+            assert time.time() < deadline, "no fine-tuning checkpoint within 10 minutes"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    first_log = (tmp_path / "first.log").read_text()
+    assert first.returncode == -signal.SIGKILL, first_log[-2000:]  # killed, not failed
+    assert not (results / "records").exists(), first_log[-2000:]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    log = done.stdout + done.stderr
+    assert re.search(r"resuming \S+ after fine-tuning epoch [123]", log), log[-3000:]
+    assert "dense model from cache" in log
+
+    (record_file,) = (results / "records").glob("*.json")
+    record = json.loads(record_file.read_text())
+    metric = record["metric"]
+    assert metric["name"] == "wer" and metric["higher_is_better"] is False
+    assert set(metric["details"]["wer"]) == set(metric["details"]["cer"]) == set(TEST_SETS)
+    assert metric["baseline"]["name"] == "most-frequent-transcript"
+    layers = record["sparsity"]["layers"]
+    assert "prologue.conv.weight" not in layers and "classifier.weight" not in layers
+    assert all(layer["format"] == "gs" for layer in layers.values())
+    assert {layer["columns"] for layer in layers.values()} == {501}  # 10 s at batch 1
+    lines = (results / record["outputs"]["transcripts.tsv"]).read_text().splitlines()
+    assert lines[0] == "set\tid\treference\thypothesis" and len(lines) == 5

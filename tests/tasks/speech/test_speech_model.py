@@ -130,6 +130,8 @@ def test_latency_columns_are_ten_seconds_at_the_model_frame_rate():
         ({"model": "conformer"}, "task.model='conformer'"),
         ({"sample_rate": 16000}, "task.sample_rate=16000"),
         ({"preset": "9x9"}, "preset='9x9'"),
+        ({"model_args": 5}, "task.model_args=5 must be a mapping"),
+        ({"sorta_grad": "yes"}, "task.sorta_grad"),
         ({"features": {"n_bins": 80}}, r"task.features has unknown key\(s\) \['n_bins'\]"),
         ({"batch_size": 0}, "task.batch_size=0"),
         ({"include": "*"}, "must be a list of fnmatch patterns"),
