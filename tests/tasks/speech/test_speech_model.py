@@ -138,7 +138,8 @@ def test_latency_columns_are_ten_seconds_at_the_model_frame_rate():
     ],
 )
 def test_bad_config_is_refused_before_any_data_work(changes, match, tmp_path):
-    cfg = config("speech", model_args=TINY_JASPER, cache_dir=str(tmp_path / "cache"), **changes)
+    changes = {"model_args": TINY_JASPER, **changes}
+    cfg = config("speech", cache_dir=str(tmp_path / "cache"), **changes)
     with pytest.raises(ValueError, match=match):
         tasks.build(cfg).check()
     assert not (tmp_path / "cache").exists()
