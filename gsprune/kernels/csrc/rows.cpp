@@ -144,37 +144,22 @@ template <class Vec, int L, int NV>
 inline void nm_chunk_tile(const float* v, const uint8_t* off, int64_t S, int64_t runs, int n,
                           int m, int64_t K, const float* x, int64_t ldx, float* out,
                           int64_t ldy) {
-  constexpr int W = Vec::W;
-  typename Vec::T acc[L][NV];
-#pragma GCC unroll 8
-  for (int i = 0; i < L; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) acc[i][j] = Vec::zero();
+  RegisterTile<Vec, L, NV> tile;
   for (int64_t q = 0; q < runs; ++q) {
     const float* xq = x + q * m * ldx;
     for (int64_t s = q * n; s < (q + 1) * n; ++s) {
 #pragma GCC unroll 8
-      for (int i = 0; i < L; ++i) {
-        const float* xr = xq + static_cast<int64_t>(off[i * S + s]) * ldx;
-        const auto b = Vec::broadcast(v + i * S + s);
-#pragma GCC unroll 8
-        for (int j = 0; j < NV; ++j) acc[i][j] = Vec::fmadd(b, Vec::load(xr + W * j), acc[i][j]);
-      }
+      for (int i = 0; i < L; ++i)
+        tile.fma(i, v + i * S + s, xq + static_cast<int64_t>(off[i * S + s]) * ldx);
     }
   }
   for (int64_t s = runs * n; s < S; ++s) {
     for (int i = 0; i < L; ++i) {
       const int64_t col = runs * m + off[i * S + s];
-      if (col >= K) continue;
-      const auto b = Vec::broadcast(v + i * S + s);
-      for (int j = 0; j < NV; ++j)
-        acc[i][j] = Vec::fmadd(b, Vec::load(x + col * ldx + W * j), acc[i][j]);
+      if (col < K) tile.fma(i, v + i * S + s, x + col * ldx);
     }
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < L; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) Vec::store(out + i * ldy + W * j, acc[i][j]);
+  tile.store(out, ldy);
 }
 
 // N:M, N > 1, rows [r0, r1): chunks of 4 rows (nm_chunk_tile) over packed column tiles;
