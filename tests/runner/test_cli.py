@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import time
-
 import pytest
 import torch
 
@@ -79,14 +76,10 @@ SWEEP = ["pattern=unstructured,gs", "sparsity=0.5,0.9"]
 
 @pytest.mark.slow
 def test_sweep_killed_midway_resumes_to_exactly_four_records(
-    start_cli, run_cli, results, read_records, tiny, tmp_path
+    start_cli, run_cli, results, read_records, tiny, tmp_path, kill_process_when
 ):
     proc = start_cli("-m", *tiny, *SWEEP, log=tmp_path / "first.log")
-    deadline = time.time() + 600
-    while time.time() < deadline and len(read_records()) < 1 and proc.poll() is None:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_process_when(proc, lambda: len(read_records()) >= 1, 600, poll=0.2)
     assert 1 <= len(read_records()) < 4, (tmp_path / "first.log").read_text()[-3000:]
     finished_before = {r["run_id"] for r in read_records()}
 

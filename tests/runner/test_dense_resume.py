@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ def dense_files(results: Path) -> tuple[list[Path], list[Path]]:
 
 @pytest.mark.slow
 def test_dense_training_killed_after_an_epoch_resumes_to_the_same_weights(
-    popen_cli, start_cli, run_cli, results, tiny, tmp_path
+    popen_cli, start_cli, run_cli, results, tiny, tmp_path, kill_process_when
 ):
     # 1024 training images: 16 steps per epoch (the killed window is still ~1 s wide).
     tiny = [arg for arg in tiny if not arg.startswith("task.fashion_mnist.train_subset=")]
@@ -31,11 +29,7 @@ def test_dense_training_killed_after_an_epoch_resumes_to_the_same_weights(
     reference = tmp_path / "reference"
     uninterrupted = popen_cli(reference, *tiny, *FAST)
     killed = start_cli(*tiny, *FAST, log=tmp_path / "killed.log")
-    deadline = time.time() + 300
-    while not dense_files(results)[1] and killed.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
+    kill_process_when(killed, lambda: bool(dense_files(results)[1]), 300, poll=0.02)
     published, partial = dense_files(results)
     assert len(partial) == 1, (tmp_path / "killed.log").read_text()[-3000:]
     assert not published, "the cache entry is published only when dense training ends"

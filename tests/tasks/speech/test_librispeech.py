@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -132,7 +131,9 @@ def hydra_value(value) -> str:
 
 
 @pytest.mark.slow
-def test_the_librispeech_cli_run_is_killed_mid_fine_tuning_and_resumes(librispeech_root, tmp_path):
+def test_the_librispeech_cli_run_is_killed_mid_fine_tuning_and_resumes(
+    librispeech_root, tmp_path, kill_process_when
+):
     pytest.importorskip("torchcodec", reason="torchaudio reads FLAC through torchcodec")
     results = tmp_path / "results"
     args = [
@@ -158,12 +159,7 @@ def test_the_librispeech_cli_run_is_killed_mid_fine_tuning_and_resumes(librispee
     command = [sys.executable, "-m", "gsprune.cli", *args]
     with (tmp_path / "first.log").open("w") as log:
         first = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log)
-        deadline = time.time() + 600
-        while not list((results / "checkpoints").glob("*.pt")) and first.poll() is None:
-            assert time.time() < deadline, "no fine-tuning checkpoint within 10 minutes"
-            time.sleep(0.05)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+        kill_process_when(first, lambda: any((results / "checkpoints").glob("*.pt")), 600)
     first_log = (tmp_path / "first.log").read_text()
     assert first.returncode == -signal.SIGKILL, first_log[-2000:]  # killed, not failed
     assert not (results / "records").exists(), first_log[-2000:]

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -88,7 +86,9 @@ def wmt_corpus(raw_sgm, tmp_path_factory) -> Path:
 
 @needs_ding
 @pytest.mark.slow
-def test_the_wmt_path_trains_prunes_decodes_and_scores_and_resumes(wmt_corpus, tmp_path):
+def test_the_wmt_path_trains_prunes_decodes_and_scores_and_resumes(
+    wmt_corpus, tmp_path, kill_process_when
+):
     results = tmp_path / "results"
     args = [
         "task=wmt",
@@ -99,16 +99,11 @@ def test_the_wmt_path_trains_prunes_decodes_and_scores_and_resumes(wmt_corpus, t
         *TINY_GNMT,
     ]
     # Kill the run once its first fine-tuning epoch is checkpointed, then rerun it.
-    log = (tmp_path / "first.log").open("w")
-    first = subprocess.Popen(
-        [sys.executable, "-m", "gsprune.cli", *args], cwd=REPO, stdout=log, stderr=log
-    )
-    deadline = time.time() + 600
-    while not list((results / "checkpoints").glob("*.pt")) and first.poll() is None:
-        assert time.time() < deadline, "no fine-tuning checkpoint within 10 minutes"
-        time.sleep(0.2)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    with (tmp_path / "first.log").open("w") as log:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "gsprune.cli", *args], cwd=REPO, stdout=log, stderr=log
+        )
+        kill_process_when(first, lambda: any((results / "checkpoints").glob("*.pt")), 600, poll=0.2)
     assert not (results / "records").exists()
     done = cli(*args, cwd=REPO)
     assert done.returncode == 0, done.stdout[-3000:]
