@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
-from gsprune.tasks.base import check_flag, check_number
+from gsprune.tasks.base import check_number
 from gsprune.tasks.translation import ding, wmt16
 from gsprune.tasks.translation.corpus import SPLITS, Corpus, load_corpus
 from gsprune.tasks.translation.prepare import (
@@ -111,7 +112,9 @@ def prepare_ding(
     ``settings``: ``DING_DEFAULTS`` keys (see ``prepare.resolve_settings``), plus
     ``valid_size``/``test_size`` (sentence pairs; ``ding.split_pairs``),
     ``phrases`` (add the phrase pairs to training, less those sharing a
-    German or an English text with a validation or test sentence) and
+    German or an English text with a validation or test sentence: ``true`` for
+    all of them, an integer N for N of them drawn with ``seed``, in dictionary
+    order, ``false`` for none) and
     ``limit`` (only the first N sentence pairs, and the phrases of the
     entries read up to there). Deterministic: the same file and settings give
     byte-identical files. meta.json records the extraction counts.
@@ -120,7 +123,12 @@ def prepare_ding(
     src, tgt = _languages(s, "translation")
     check_number(s["valid_size"], "translation.valid_size", 1, integer=True)
     check_number(s["test_size"], "translation.test_size", 1, integer=True)
-    check_flag(s["phrases"], "translation.phrases")
+    wanted = s["phrases"]
+    if not isinstance(wanted, bool) and not (isinstance(wanted, int) and wanted >= 1):
+        raise ValueError(
+            f"translation.phrases={wanted!r} is not accepted; it must be true (all phrase "
+            "pairs), false (none) or a number of phrase pairs >= 1"
+        )
     if s["limit"] is not None:
         check_number(s["limit"], "translation.limit", 1, integer=True)
     lines = ding.read_ding(dict_file)
@@ -132,10 +140,14 @@ def prepare_ding(
         splits = ding.split_pairs(found.sentences, s["valid_size"], s["test_size"], s["seed"])
         held_out = [p for name in ("valid", "test") for p in splits[name]]
         held_de, held_en = {p.de for p in held_out}, {p.en for p in held_out}
-        phrases = [p for p in found.phrases if p.de not in held_de and p.en not in held_en]
+        eligible = [p for p in found.phrases if p.de not in held_de and p.en not in held_en]
+        phrases = [] if s["phrases"] is False else eligible
+        if not isinstance(s["phrases"], bool) and s["phrases"] < len(eligible):
+            drawn = random.Random(s["seed"]).sample(range(len(eligible)), s["phrases"])
+            phrases = [eligible[i] for i in sorted(drawn)]
         out.mkdir()
         for split in SPLITS:
-            extra = phrases if split == "train" and s["phrases"] else []
+            extra = phrases if split == "train" else []
             _write_split(out, split, src, tgt, splits[split] + extra)
         meta = {
             "source": {"kind": "ding", "file": str(dict_file), "sha256": digest},
@@ -145,9 +157,9 @@ def prepare_ding(
                 "unaligned_parts": found.unaligned,
                 "sentence_pairs": len(found.sentences),
                 "phrase_pairs": len(found.phrases),
-                "phrase_pairs_held_out": len(found.phrases) - len(phrases),
+                "phrase_pairs_held_out": len(found.phrases) - len(eligible),
                 "split_sentence_pairs": {name: len(splits[name]) for name in SPLITS},
-                "train_phrase_pairs": len(phrases) if s["phrases"] else 0,
+                "train_phrase_pairs": len(phrases),
             },
         }
         return {split: (out / f"{split}.{src}", out / f"{split}.{tgt}") for split in SPLITS}, meta

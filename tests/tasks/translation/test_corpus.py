@@ -92,6 +92,27 @@ def test_preparation_is_deterministic_and_cached(small_corpus, tmp_path):
     )
 
 
+def test_a_number_of_phrases_draws_that_many_in_dictionary_order(small_corpus, tmp_path):
+    def phrases_of(corpus: Corpus) -> list[tuple[str, str]]:  # they follow the sentences
+        pairs = list(zip(corpus.raw("train", "de"), corpus.raw("train", "en"), strict=True))
+        return pairs[-corpus.meta()["extraction"]["train_phrase_pairs"] :]
+
+    every = phrases_of(small_corpus)
+    drawn = prepare_ding(DING_FILE, tmp_path, {**SMALL, "phrases": 40})
+    extraction = drawn.meta()["extraction"]
+    assert extraction["train_phrase_pairs"] == 40 < len(every)
+    held_out = small_corpus.meta()["extraction"]["phrase_pairs_held_out"]
+    assert extraction["phrase_pairs_held_out"] == held_out
+    position = {text: i for i, text in enumerate(every)}
+    assert [position[t] for t in phrases_of(drawn)] == sorted(
+        position[t] for t in phrases_of(drawn)
+    )
+    again = prepare_ding(DING_FILE, tmp_path / "again", {**SMALL, "phrases": 40})
+    assert files_of(again.root) == files_of(drawn.root)  # the same draw
+    more = prepare_ding(DING_FILE, tmp_path, {**SMALL, "phrases": 10**9})
+    assert phrases_of(more) == every  # more than there are: all of them
+
+
 def copy_texts(corpus: Corpus, out: Path) -> dict[str, tuple[Path, Path]]:
     out.mkdir()
     texts = {}
@@ -139,8 +160,9 @@ def test_prepare_ding_rejects_bad_settings(tmp_path):
         prepare_ding(DING_FILE, tmp_path, {"vocab": 100})
     with pytest.raises(ValueError, match="model_type='wordpiece'"):
         prepare_ding(DING_FILE, tmp_path, {"model_type": "wordpiece"})
-    with pytest.raises(ValueError, match="phrases"):
-        prepare_ding(DING_FILE, tmp_path, {"phrases": "yes"})
+    for bad in ("yes", 0, -5, 2.5):
+        with pytest.raises(ValueError, match=f"phrases={bad!r} is not accepted"):
+            prepare_ding(DING_FILE, tmp_path, {"phrases": bad})
     with pytest.raises(ValueError, match="src='de', translation.tgt='de'"):
         prepare_ding(DING_FILE, tmp_path, {"tgt": "de"})
     with pytest.raises(FileNotFoundError, match="trans-de-en"):
