@@ -141,9 +141,12 @@ def prepare_ding(
         held_out = [p for name in ("valid", "test") for p in splits[name]]
         held_de, held_en = {p.de for p in held_out}, {p.en for p in held_out}
         eligible = [p for p in found.phrases if p.de not in held_de and p.en not in held_en]
-        phrases = [] if s["phrases"] is False else eligible
-        if not isinstance(s["phrases"], bool) and s["phrases"] < len(eligible):
-            drawn = random.Random(s["seed"]).sample(range(len(eligible)), s["phrases"])
+        if isinstance(wanted, bool):
+            phrases = eligible if wanted else []
+        else:  # N of them (all when there are fewer), drawn with the split's seed
+            drawn = random.Random(s["seed"]).sample(
+                range(len(eligible)), min(wanted, len(eligible))
+            )
             phrases = [eligible[i] for i in sorted(drawn)]
         out.mkdir()
         for split in SPLITS:
