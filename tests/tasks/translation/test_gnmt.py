@@ -6,7 +6,8 @@ import copy
 
 import pytest
 import torch
-from fairseq.data import Dictionary
+import torch.nn.functional as F
+from fairseq.data import Dictionary, data_utils
 from fairseq.models import ARCH_MODEL_REGISTRY
 
 from gsprune.tasks.translation.gnmt import (
@@ -196,3 +197,51 @@ def test_fairseq_architecture_defaults_keep_explicit_zeros():
     gnmt_architecture(args)
     assert args.dropout == 0.0 and args.hidden == GNMT_DEFAULTS["hidden"]
     assert args.share_embeddings is False and args.encoder_layers == 4
+
+
+def reversal_batch(words: Dictionary, size: int, generator: torch.Generator):
+    """Random token sequences (3-8 tokens) as a fairseq batch whose target is each reversed."""
+    eos = torch.tensor([words.eos()])
+    sequences = [
+        torch.randint(words.nspecial, len(words), (int(n),), generator=generator)
+        for n in torch.randint(3, 9, (size,), generator=generator)
+    ]
+    sources = [torch.cat([s, eos]) for s in sequences]
+    targets = [torch.cat([s.flip(0), eos]) for s in sequences]
+    net_input = {
+        "src_tokens": data_utils.collate_tokens(sources, words.pad(), words.eos(), left_pad=True),
+        "src_lengths": torch.tensor([len(s) for s in sources]),
+        "prev_output_tokens": data_utils.collate_tokens(
+            targets, words.pad(), words.eos(), move_eos_to_beginning=True
+        ),
+    }
+    return net_input, data_utils.collate_tokens(targets, words.pad(), words.eos())
+
+
+@pytest.mark.slow
+def test_learns_to_reverse_sequences_through_its_attention():
+    # The decoder starts from a zero state (GNMT v2): attention is its only path to the
+    # source, so reversing random sequences can be learnt only if encoder, attention and
+    # decoder are wired right. Chance is 1/16 per token. Measured: 95% after 200 steps,
+    # 100% after 300 (about 15 s on one core); at lr 3e-3 it takes twice the steps.
+    words = dictionary()
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    model = build_gnmt(words, hidden=128, encoder_layers=2, decoder_layers=2, dropout=0.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        net_input, target = reversal_batch(words, 32, generator)
+        logits, _ = model(**net_input)
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=words.pad())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        net_input, target = reversal_batch(words, 200, generator)
+        logits, extra = model(**net_input)
+    real = target.ne(words.pad())
+    accuracy = (logits.argmax(-1).eq(target) & real).sum() / real.sum()
+    assert accuracy > 0.95
+    # and it attends: on average half of a step's weight or more on one source position
+    assert extra["attn"][0].max(-1).values[real].mean() > 0.5
