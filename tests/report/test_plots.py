@@ -69,6 +69,17 @@ def test_a_far_baseline_keeps_the_curves_readable(hand_sweep, kind) -> None:
         assert low > 2.0 and high < 98.0  # the axis keeps to the curves (WER 11.5..18)
 
 
+def test_a_band_wider_than_the_curves_does_not_stretch_the_axis(hand_sweep, kind) -> None:
+    # a dense BLEU of 0.6 with a tolerance of 1 would reach below zero: the band is cut
+    df = hand_sweep()
+    plain = report.accuracy_latency_figure(df, "cpu").axes[0].get_ylim()
+    ax = report.accuracy_latency_figure(df, "cpu", 100.0).axes[0]
+    op = "-" if kind.higher_is_better else "+"
+    (band,) = [p for p in ax.patches if p.get_label() == f"dense {op} 100"]
+    assert abs(band.get_height()) == pytest.approx(100.0)
+    assert ax.get_ylim() == pytest.approx(plain)
+
+
 def test_accuracy_sparsity_figure_of_a_lower_is_better_task(points) -> None:
     df = points(
         {"A": [(3.0, 13.0), (2.0, 14.0), (1.0, 18.0)], "dense": [(8.0, 11.5)]},
