@@ -13,12 +13,15 @@ Cases (``CASES``): the prunable GEMMs the embedded tasks really run, beside squa
 
 For each case and sparsity (0.5 and 0.9 by default) it projects a Gaussian weight's |w|
 onto each pattern, encodes it, checks every kernel against the dense product, then times
-y = W @ x with ``gsprune.kernels.matmul`` for every thread count asked:
+y = W @ x through ``gsprune.kernels.bind`` (checked once, as the latency harness times a
+layer; a kernel's analysis phase, e.g. a row plan, is made there, not timed) for every
+thread count asked:
 
 - dense: ``F.linear`` (oneDNN/MKL), backend "dense";
 - torch.sparse CSR: ``torch.sparse.mm``, backend "torch_sparse_csr";
-- our CSR (unstructured), BSR 1x8 (block), N:M 2:4 (at 0.5 only) and the GS variants
-  gs, gs_scatter and gs_free with V = 8, backend "cpu" (the best build this CPU runs);
+- our CSR (unstructured; run as a row plan), BSR 1x8 (block), N:M 2:4 (at 0.5 only) and
+  the GS variants gs, gs_scatter and gs_free (the last two as row plans) with V = 8,
+  backend "cpu" (the best build this CPU runs);
   where that is the AVX-512 build, also gs on the AVX2 build ("gs_avx2").
 
 Timing on a shared, noisy host: ``--rounds`` rounds, each a ``time_interleaved`` call
@@ -133,7 +136,7 @@ def bench_case(
     rows = []
     for t in threads:
         fns = {
-            label: functools.partial(kernels.matmul, fmt, x, t, backend)
+            label: functools.partial(kernels.bind(fmt, t, backend), x)
             for label, (fmt, backend) in mats.items()
         }
         times = time_rounds(fns, rounds, repeats)

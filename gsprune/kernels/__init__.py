@@ -111,7 +111,8 @@ def bind(
     if not kernel.compiled:  # torch ops size torch's pool per call: matmul does that
         return lambda x: matmul(fmt, x, threads, backend)
     work = fmt.values.numel()
-    return lambda x: kernel.run(fmt, x, 1 if work * x.shape[1] < GRAIN_SIZE else n_threads)
+    operand = kernel.operand(fmt)  # a kernel's analysis phase (row plans) runs here, once
+    return lambda x: kernel.run(operand, x, 1 if work * x.shape[1] < GRAIN_SIZE else n_threads)
 
 
 def matmul(
@@ -135,7 +136,7 @@ def matmul(
     if before != n_threads:
         torch.set_num_threads(n_threads)
     try:
-        y = kernel.run(fmt, x2, n_threads)
+        y = kernel.run(kernel.operand(fmt), x2, n_threads)
     finally:
         if before != n_threads:
             torch.set_num_threads(before)

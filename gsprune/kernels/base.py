@@ -3,9 +3,12 @@
 Registries: one :class:`~gsprune.registry.Registry` of kernels per backend, filed in
 ``BACKENDS`` under the backend name and keyed by format name (``"gs"``, ``"csr"``,
 ``"bsr"``, ``"nm"``, ``"dense"``); the GS kernels dispatch on ``fmt.variant`` inside.
-A kernel is called as ``kernel.run(fmt, x, threads)`` with ``x: float32[K, N]``
-contiguous (already checked) and ``threads`` the resolved thread count, and returns
-``y: float32[M, N]``. To add a backend or a format, copy a sibling entry.
+A kernel is called as ``kernel.run(kernel.prepare(fmt), x, threads)`` with ``x:
+float32[K, N]`` contiguous (already checked) and ``threads`` the resolved thread count,
+and returns ``y: float32[M, N]``. ``prepare`` (the identity unless a kernel has one) is
+the kernel's analysis phase, run once per matrix by ``kernels.bind`` and at every call
+of ``kernels.matmul`` (e.g. the row plans of ``gsprune.kernels.row_plan``). To add a
+backend or a format, copy a sibling entry.
 """
 
 from __future__ import annotations
@@ -35,13 +38,19 @@ class Kernel:
     ``compiled``: needs the compiled extension (falls back to "reference" without it).
     ``label``: names the implementation in :func:`gsprune.kernels.kernel_name`; None
     means the backend's own label. ``isa``: the compiled build it needs
-    (``gsprune.kernels.build.ISAS``); None means the best this CPU runs.
+    (``gsprune.kernels.build.ISAS``); None means the best this CPU runs. ``prepare``:
+    what ``run`` takes instead of the format (made once per matrix); None: the format.
     """
 
-    run: Callable[[SparseFormat, torch.Tensor, int], torch.Tensor]
+    run: Callable[[object, torch.Tensor, int], torch.Tensor]
     compiled: bool = False
     label: str | None = None
     isa: str | None = None
+    prepare: Callable[[SparseFormat], object] | None = None
+
+    def operand(self, fmt: SparseFormat) -> object:
+        """What :attr:`run` takes for ``fmt``: ``prepare(fmt)``, or ``fmt`` itself."""
+        return fmt if self.prepare is None else self.prepare(fmt)
 
 
 BACKENDS: Registry[Registry[Kernel]] = Registry("kernel backend")

@@ -33,7 +33,7 @@ from types import ModuleType
 import torch
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = ("bindings.cpp", "gs.cpp", "gs_scatter.cpp", "rows.cpp")
+SOURCES = ("bindings.cpp", "gs.cpp", "rows.cpp")
 HEADERS = ("kernels.h",)
 CFLAGS = ("-O3", "-fopenmp", "-std=c++17")
 LDFLAGS = ("-fopenmp",)

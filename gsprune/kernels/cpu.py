@@ -7,7 +7,10 @@ and tests the AVX2 kernels too (a ValueError names the missing CPU flags elsewhe
 "cpu_scalar" forces the portable C++ path that machines without AVX2 run.
 Threads: the thread count is passed to the kernel's OpenMP region (``num_threads``);
 no global setting changes. Work is split statically in contiguous ranges of equal
-non-zeros (GS bands, CSR rows, BSR block rows) or equal rows (N:M).
+non-zeros (GS bands, row-plan bands, BSR block rows) or equal rows (N:M).
+
+The GS variant "gs" runs from its own arrays; "gs_scatter", "gs_free" and CSR run from a
+row plan made once per matrix (``gsprune.kernels.row_plan``) through the same GS kernel.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from gsprune.formats.base import BSRMatrix, CSRMatrix, GSMatrix, NMMatrix
 from gsprune.kernels import build
 from gsprune.kernels.base import register
+from gsprune.kernels.row_plan import V_PLAN, RowPlan, row_plan
 
 
 def _ext(isa: str | None) -> ModuleType:
@@ -28,21 +32,34 @@ def _ext(isa: str | None) -> ModuleType:
     return module
 
 
+def _plan(fmt: CSRMatrix | GSMatrix) -> RowPlan:
+    """The row plan a compiled kernel runs ``fmt`` from (``gsprune.kernels.row_plan``)."""
+    return row_plan(fmt.slots(), fmt.shape)
+
+
+def _gs_operand(fmt: GSMatrix) -> GSMatrix | RowPlan:
+    """Variant "gs" runs from its own arrays; "gs_scatter" and "gs_free" from a row plan
+    (``gsprune.kernels.row_plan``: why a CPU runs them by rows)."""
+    return fmt if fmt.variant == "gs" else _plan(fmt)
+
+
 def _register(backend: str, isa: str | None, simd: bool) -> None:
     """File the four compiled kernels of ``backend``: build ``isa`` (None: the best)."""
 
-    @register(backend, "gs", compiled=True, isa=isa)
-    def gs(fmt: GSMatrix, x: torch.Tensor, threads: int) -> torch.Tensor:
-        M, K = fmt.shape
-        args = (fmt.band_ptr, fmt.values, fmt.index, fmt.lane_index, fmt.variant, fmt.V)
+    def planned(plan: RowPlan, x: torch.Tensor, threads: int) -> torch.Tensor:
+        M, K = plan.shape
+        args = (plan.band_ptr, plan.values, plan.index, plan.row_of, V_PLAN)
         return _ext(isa).gs_matmul(*args, M, K, x, threads, simd)
 
-    @register(backend, "csr", compiled=True, isa=isa)
-    def csr(fmt: CSRMatrix, x: torch.Tensor, threads: int) -> torch.Tensor:
-        M, K = fmt.shape
-        return _ext(isa).csr_matmul(
-            fmt.crow_indices, fmt.col_indices, fmt.values, M, K, x, threads, simd
-        )
+    @register(backend, "gs", compiled=True, isa=isa, prepare=_gs_operand)
+    def gs(operand: GSMatrix | RowPlan, x: torch.Tensor, threads: int) -> torch.Tensor:
+        if isinstance(operand, RowPlan):
+            return planned(operand, x, threads)
+        M, K = operand.shape
+        args = (operand.band_ptr, operand.values, operand.index, None, operand.V)
+        return _ext(isa).gs_matmul(*args, M, K, x, threads, simd)
+
+    register(backend, "csr", compiled=True, isa=isa, prepare=_plan)(planned)
 
     @register(backend, "bsr", compiled=True, isa=isa)
     def bsr(fmt: BSRMatrix, x: torch.Tensor, threads: int) -> torch.Tensor:

@@ -24,6 +24,11 @@ from gsprune import kernels
 from gsprune.formats.base import BSRMatrix, CSRMatrix, DenseMatrix, GSMatrix, NMMatrix
 from gsprune.kernels import build
 
+# Every vector build this CPU runs (an AVX-512 machine runs the AVX2 build too), by name,
+# plus the portable path; on a CPU without AVX2, "cpu" is the portable build.
+SIMD_BACKENDS = tuple(f"cpu_{isa}" for isa in build.supported_isas() if isa != "portable")
+COMPILED = (*(SIMD_BACKENDS or ("cpu",)), "cpu_scalar")
+
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)

@@ -3,9 +3,9 @@
 Shapes include ones that V, the blocks and m do not divide; N in {1, 3, 17, 49, 64} covers
 the GEMV path, column tiles narrower than a vector, partial tiles, several tiles and full
 ones (of 8- and 16-float vectors: every vector build this CPU runs is tested by name);
-threads 1 and 2 cover the serial and the split (including the scatter kernels'
-private-copy and column-split) paths; 203 rows on one thread take the GS kernel's packed
-x tiles, fewer rows per thread read x in place.
+threads 1 and 2 cover the serial and the split paths (gs_scatter, gs_free and CSR run
+through row plans, split by bands like gs); 203 rows on one thread take the GS kernel's
+packed x tiles, fewer rows per thread read x in place.
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ import pytest
 import torch
 
 from gsprune import kernels
-from gsprune.kernels import build
+
+from .conftest import COMPILED
 
 SHAPES = [(37, 50), (64, 64), (5, 3), (203, 129)]
 NS = (1, 3, 17, 49, 64)
 THREADS = (1, 2)
-# Every vector build this CPU runs (an AVX-512 machine runs the AVX2 build too), by name,
-# plus the portable path; on a CPU without AVX2, "cpu" is the portable build.
-SIMD_BACKENDS = tuple(f"cpu_{isa}" for isa in build.supported_isas() if isa != "portable")
-COMPILED = (*(SIMD_BACKENDS or ("cpu",)), "cpu_scalar")
 
 
 def assert_product(y: torch.Tensor, W: torch.Tensor, x: torch.Tensor, what: str) -> None:

@@ -19,50 +19,31 @@ at::Tensor output_for(const at::Tensor& x, int64_t M, int64_t K) {
   return at::empty({M, x.size(1)}, x.options());
 }
 
+// GS variant "gs" (row_of = None), or a row plan (gsprune/kernels/row_plan.py): "gs"
+// bands whose lane j owns y row row_of[j].
 at::Tensor gs_matmul(const at::Tensor& band_ptr, const at::Tensor& values, const at::Tensor& index,
-                     const c10::optional<at::Tensor>& lane_index, const std::string& variant,
-                     int64_t V, int64_t M, int64_t K, const at::Tensor& x, int64_t threads,
-                     bool simd) {
+                     const c10::optional<at::Tensor>& row_of, int64_t V, int64_t M, int64_t K,
+                     const at::Tensor& x, int64_t threads, bool simd) {
   check_tensor(band_ptr, at::kLong, "band_ptr");
   check_tensor(values, at::kFloat, "values");
   check_tensor(index, index.scalar_type(), "index");
+  const int32_t* rows = nullptr;
+  if (row_of.has_value()) {
+    check_tensor(*row_of, at::kInt, "row_of");
+    TORCH_CHECK(row_of->numel() == M, "row_of must hold M = ", M, " rows, got ", row_of->numel());
+    rows = row_of->data_ptr<int32_t>();
+  }
   at::Tensor y = output_for(x, M, K);
   const int64_t n_bands = band_ptr.numel() - 1, N = x.size(1);
   auto run = [&](auto zero) {
     using Idx = decltype(zero);
-    const Idx* idx = index.data_ptr<Idx>();
-    if (variant == "gs") {
-      gsprune::gs_rows_matmul<Idx>(band_ptr.data_ptr<int64_t>(), n_bands, values.data_ptr<float>(),
-                                   idx, V, x.data_ptr<float>(), K, N, y.data_ptr<float>(), M,
-                                   threads, simd);
-      return;
-    }
-    const Idx* lanes = nullptr;
-    if (variant == "gs_free") {
-      TORCH_CHECK(lane_index.has_value(), "gs_free needs lane_index");
-      check_tensor(*lane_index, index.scalar_type(), "lane_index");
-      lanes = lane_index->data_ptr<Idx>();
-    } else {
-      TORCH_CHECK(variant == "gs_scatter", "unknown GS variant ", variant);
-    }
-    gsprune::gs_scatter_matmul<Idx>(band_ptr.data_ptr<int64_t>(), n_bands,
-                                    values.data_ptr<float>(), idx, lanes, V, x.data_ptr<float>(),
-                                    K, N, y.data_ptr<float>(), M, threads, simd);
+    gsprune::gs_rows_matmul<Idx>(band_ptr.data_ptr<int64_t>(), n_bands, values.data_ptr<float>(),
+                                 index.data_ptr<Idx>(), V, x.data_ptr<float>(), K, N,
+                                 y.data_ptr<float>(), M, threads, simd, rows);
   };
   if (index.scalar_type() == at::kShort) run(int16_t{});
   else if (index.scalar_type() == at::kInt) run(int32_t{});
   else TORCH_CHECK(false, "GS index must be int16 or int32, got ", index.scalar_type());
-  return y;
-}
-
-at::Tensor csr_matmul(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
-                      int64_t M, int64_t K, const at::Tensor& x, int64_t threads, bool simd) {
-  check_tensor(crow, at::kInt, "crow_indices");
-  check_tensor(col, at::kInt, "col_indices");
-  check_tensor(values, at::kFloat, "values");
-  at::Tensor y = output_for(x, M, K);
-  gsprune::csr_matmul(crow.data_ptr<int32_t>(), col.data_ptr<int32_t>(), values.data_ptr<float>(),
-                      M, K, x.data_ptr<float>(), x.size(1), y.data_ptr<float>(), threads, simd);
   return y;
 }
 
@@ -95,7 +76,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.doc() = "gsprune compiled CPU kernels: y[M, N] = W @ x[K, N] per sparse format";
   module.def("simd_isa", &gsprune::simd_isa, "'avx2' or 'scalar': what simd=True runs");
   module.def("gs_matmul", &gs_matmul);
-  module.def("csr_matmul", &csr_matmul);
   module.def("bsr_matmul", &bsr_matmul);
   module.def("nm_matmul", &nm_matmul);
 }

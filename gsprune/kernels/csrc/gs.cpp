@@ -1,5 +1,6 @@
 // GS-format kernels (DESIGN §2, §4), variant "gs" (lane owns a row): y[M, N] = W @ x.
-// The scatter variants gs_scatter and gs_free are in gs_scatter.cpp.
+// The same kernel runs row plans (gsprune/kernels/row_plan.py: gs_scatter, gs_free and
+// CSR regrouped by rows), whose lanes own rows through row_of.
 #include <vector>
 
 #include "kernels.h"
@@ -8,14 +9,15 @@ namespace gsprune {
 namespace {
 
 // Portable band product: each valid lane is one row whose entries are (values[g, i], index[g, i]).
+// Lane i of band t writes y row output_row(row_of, t*V+i).
 template <typename Idx>
 void gs_band_scalar(const float* val, const Idx* idx, int64_t k, int V, int lanes_valid,
-                    const float* x, int64_t N, float* yband) {
+                    const float* x, int64_t N, float* y, int64_t t, const int32_t* row_of) {
   for (int i = 0; i < lanes_valid; ++i) {
     auto visit = [&](auto&& f) {
       for (int64_t g = 0; g < k; ++g) f(val[g * V + i], static_cast<int64_t>(idx[g * V + i]));
     };
-    row_scalar(visit, x, N, yband + i * N);
+    row_scalar(visit, x, N, y + output_row(row_of, t * V + i) * N);
   }
 }
 
@@ -81,10 +83,10 @@ void gs_band_gemv(const float* val, const Idx* idx, int64_t k, int V, const floa
 // column tile of W*NV columns, all L*NV accumulators held in registers over the band's k
 // groups. Per group and lane: broadcast the value, load the lane's x row segment (ldx
 // floats apart: a packed tile or x itself), FMA. `val`/`idx` point at the chunk's first
-// lane in group 0; rows_valid rows are stored to out (ldy floats apart).
+// lane in group 0; row i < rows_valid is stored at out[i].
 template <class Vec, int L, int NV, typename Idx>
 inline void gs_chunk_tile(const float* val, const Idx* idx, int64_t k, int V, const float* x,
-                          int64_t ldx, float* out, int64_t ldy, int rows_valid) {
+                          int64_t ldx, float* const* out, int rows_valid) {
   RegisterTile<Vec, L, NV> tile;
   for (int64_t g = 0; g < k; ++g) {
     const float* v = val + g * V;
@@ -93,7 +95,7 @@ inline void gs_chunk_tile(const float* val, const Idx* idx, int64_t k, int V, co
 #pragma GCC unroll 64
     for (int i = 0; i < L; ++i) tile.fma(i, v + i, x + cols[i] * ldx);
   }
-  tile.store(out, ldy, rows_valid);
+  tile.store(out, rows_valid);
 }
 
 // N > 1 for bands [t0, t1): column tiles of W*kTile columns outermost, so one tile of x is
@@ -111,7 +113,7 @@ constexpr int64_t kPackRows = 128;
 template <class Vec, typename Idx>
 void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float* values,
                    const Idx* index, int V, const float* x, int64_t K, int64_t N, float* y,
-                   int64_t M) {
+                   int64_t M, const int32_t* row_of) {
   constexpr int L = 4, W = Vec::W, NV = Vec::kTile;
   constexpr int64_t tile_columns = W * NV;
   const bool reused = (t1 - t0) * V >= kPackRows;
@@ -135,14 +137,16 @@ void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float*
           const int rows = std::min(L, lanes_valid - c);
           const float* val = values + band_ptr[t] * V + c;
           const Idx* idx = index + band_ptr[t] * V + c;
-          float* yc = y + (t * V + c) * N + n0;
+          float* dst[L];
+          for (int i = 0; i < rows; ++i) dst[i] = y + output_row(row_of, t * V + c + i) * N + n0;
           if (w == wp) {
-            gs_chunk_tile<Vec, L, nvc>(val, idx, k, V, xt, ldx, yc, N, rows);
+            gs_chunk_tile<Vec, L, nvc>(val, idx, k, V, xt, ldx, dst, rows);
             continue;
           }
-          gs_chunk_tile<Vec, L, nvc>(val, idx, k, V, xt, ldx, out.data(), wp, rows);
-          for (int i = 0; i < rows; ++i)
-            std::copy(out.data() + i * wp, out.data() + i * wp + w, yc + i * N);
+          float* packed[L];
+          for (int i = 0; i < L; ++i) packed[i] = out.data() + i * wp;
+          gs_chunk_tile<Vec, L, nvc>(val, idx, k, V, xt, ldx, packed, rows);
+          for (int i = 0; i < rows; ++i) std::copy(packed[i], packed[i] + w, dst[i]);
         }
       }
     });
@@ -156,37 +160,41 @@ void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float*
 template <typename Idx>
 void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* values,
                     const Idx* index, int V, const float* x, int64_t K, int64_t N, float* y,
-                    int64_t M, int threads, bool simd) {
+                    int64_t M, int threads, bool simd, const int32_t* row_of) {
   // The SIMD kernels cover V % 4 == 0 (every V of the GS patterns); N == 1 also needs
   // V == 4 or V % 8 == 0 (the GEMV's lane chunks).
   const bool vec = GSPRUNE_AVX2 && simd && V % 4 == 0 && (N > 1 || V == 4 || V % 8 == 0);
   parallel_units(n_bands, band_ptr, threads, [&](int64_t t0, int64_t t1) {
 #if GSPRUNE_AVX2
-    if (vec && N > 1) return gs_bands_spmm<TileVec>(band_ptr, t0, t1, values, index, V, x, K, N, y, M);
+    if (vec && N > 1)
+      return gs_bands_spmm<TileVec>(band_ptr, t0, t1, values, index, V, x, K, N, y, M, row_of);
 #endif
-    std::vector<float> lanes(V);  // the last band's lane sums when it overhangs M
+    std::vector<float> lanes(V);  // lane sums when they do not go to V consecutive rows
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t k = band_ptr[t + 1] - band_ptr[t];
       const float* val = values + band_ptr[t] * V;
       const Idx* idx = index + band_ptr[t] * V;
       const int lanes_valid = static_cast<int>(std::min<int64_t>(V, M - t * V));
-      float* yband = y + t * V * N;
       if (!vec) {
-        gs_band_scalar(val, idx, k, V, lanes_valid, x, N, yband);
+        gs_band_scalar(val, idx, k, V, lanes_valid, x, N, y, t, row_of);
         continue;
       }
 #if GSPRUNE_AVX2
-      float* out = lanes_valid == V ? yband : lanes.data();
+      float* yband = y + t * V;  // N == 1
+      float* out = lanes_valid == V && !row_of ? yband : lanes.data();
       gs_band_gemv(val, idx, k, V, x, out);
-      if (out != yband) std::copy(out, out + lanes_valid, yband);
+      if (out != yband)
+        for (int i = 0; i < lanes_valid; ++i) y[output_row(row_of, t * V + i)] = out[i];
 #endif
     }
   });
 }
 
 template void gs_rows_matmul<int16_t>(const int64_t*, int64_t, const float*, const int16_t*, int,
-                                      const float*, int64_t, int64_t, float*, int64_t, int, bool);
+                                      const float*, int64_t, int64_t, float*, int64_t, int, bool,
+                                      const int32_t*);
 template void gs_rows_matmul<int32_t>(const int64_t*, int64_t, const float*, const int32_t*, int,
-                                      const float*, int64_t, int64_t, float*, int64_t, int, bool);
+                                      const float*, int64_t, int64_t, float*, int64_t, int, bool,
+                                      const int32_t*);
 
 }  // namespace gsprune

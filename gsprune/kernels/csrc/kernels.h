@@ -163,11 +163,6 @@ inline void row_scalar(Visit&& visit, const float* x, int64_t N, float* yrow) {
   });
 }
 
-// yrow[0:N] += v * xrow[0:N] (the portable scatter-add of the gs_scatter / gs_free kernels).
-inline void axpy_scalar(float v, const float* xr, float* yr, int64_t N) {
-  for (int64_t n = 0; n < N; ++n) yr[n] += v * xr[n];
-}
-
 #if GSPRUNE_AVX2
 
 template <int V>
@@ -259,9 +254,24 @@ struct RegisterTile {
       for (int j = 0; j < NV; ++j) Vec::store(out + i * ldy + Vec::W * j, acc[i][j]);
     }
   }
+
+  // out[i][c] = row i, column c, for the first `rows` rows: rows anywhere in y (row plans).
+  inline void store(float* const* out, int rows = L) const {
+#pragma GCC unroll 64
+    for (int i = 0; i < L; ++i) {
+      if (i >= rows) break;
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) Vec::store(out[i] + Vec::W * j, acc[i][j]);
+    }
+  }
 };
 
 #endif  // GSPRUNE_AVX2
+
+// The y row of lane `lane` (t * V + i): row_of[lane] under a row plan, else the lane itself.
+inline int64_t output_row(const int32_t* row_of, int64_t lane) {
+  return row_of ? static_cast<int64_t>(row_of[lane]) : lane;
+}
 
 // "avx512", "avx2" or "scalar": what `simd=true` runs.
 inline const char* simd_isa() { return GSPRUNE_AVX512 ? "avx512" : GSPRUNE_AVX2 ? "avx2" : "scalar"; }
@@ -270,21 +280,12 @@ inline const char* simd_isa() { return GSPRUNE_AVX512 ? "avx512" : GSPRUNE_AVX2 
 
 // GS format, variant "gs": bands of V rows, lane i of a group of band t owns row t*V+i.
 // band_ptr: int64[n_bands+1]; values: float[G, V]; index: Idx[G, V] (columns).
+// With row_of (int32[M], a permutation of [0, M)), lane t*V+i owns row row_of[t*V+i]
+// instead: the row plans of gsprune/kernels/row_plan.py.
 template <typename Idx>
 void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* values,
                     const Idx* index, int V, const float* x, int64_t K, int64_t N, float* y,
-                    int64_t M, int threads, bool simd);
-
-// GS variants "gs_scatter" (lane_index == nullptr: lane i of band t owns column t*V+i,
-// index holds rows) and "gs_free" (lane_index holds rows, index columns). Scatter-adds
-// into y, which this function zeroes first.
-template <typename Idx>
-void gs_scatter_matmul(const int64_t* band_ptr, int64_t n_bands, const float* values,
-                       const Idx* index, const Idx* lane_index, int V, const float* x, int64_t K,
-                       int64_t N, float* y, int64_t M, int threads, bool simd);
-
-void csr_matmul(const int32_t* crow, const int32_t* col, const float* values, int64_t M,
-                int64_t K, const float* x, int64_t N, float* y, int threads, bool simd);
+                    int64_t M, int threads, bool simd, const int32_t* row_of = nullptr);
 
 // values: float[n_blocks, R, C]; the last block column may overhang K (zero-padded).
 void bsr_matmul(const int32_t* crow, const int32_t* col, const float* values, int R, int C,

@@ -1,5 +1,5 @@
-// Row-wise kernels for the comparison formats: CSR, BSR (R x C blocks) and N:M.
-// Each output row is a list of (value, column) entries; N == 1 has a dedicated SIMD dot
+// Row-wise kernels for the comparison formats BSR (R x C blocks) and N:M (CSR runs as a
+// row plan through the GS kernel: gsprune/kernels/row_plan.py). Each output row is a list of (value, column) entries; N == 1 has a dedicated SIMD dot
 // product per format, N > 1 the shared register-tiled row product (rows_spmm), which walks
 // x in column tiles like the GS kernel, so every format is timed with the same loop order.
 #include <utility>
@@ -10,17 +10,6 @@ namespace gsprune {
 namespace {
 
 #if GSPRUNE_AVX2
-
-// sum_p values[p] * x[col[p]] over p < len: 8 gathered lanes per step.
-inline float csr_dot(const float* values, const int32_t* col, int64_t len, const float* x) {
-  __m256 acc = _mm256_setzero_ps();
-  int64_t p = 0;
-  for (; p + 8 <= len; p += 8)
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(values + p), gather8(x, col + p), acc);
-  float sum = hsum(acc);
-  for (; p < len; ++p) sum += values[p] * x[col[p]];
-  return sum;
-}
 
 // N:M row dot, for 8 % n == 0: slot s lies in run s / n, so the 8 slots from s0 (a
 // multiple of 8) have columns (s0 / n) * m + (lane / n) * m + offset. Slots past
@@ -210,26 +199,6 @@ void rows_product(int64_t r0, int64_t r1, VisitFor&& visit_for, Dot&& dot, bool 
 }
 
 }  // namespace
-
-void csr_matmul(const int32_t* crow, const int32_t* col, const float* values, int64_t M,
-                int64_t K, const float* x, int64_t N, float* y, int threads, bool simd) {
-  auto visit_for = [&](int64_t r) {
-    return [&, r](auto&& f) {
-      for (int64_t p = crow[r]; p < crow[r + 1]; ++p) f(values[p], static_cast<int64_t>(col[p]));
-    };
-  };
-  auto dot = [&](int64_t r) -> float {
-#if GSPRUNE_AVX2
-    return csr_dot(values + crow[r], col + crow[r], crow[r + 1] - crow[r], x);
-#else
-    (void)r;
-    return 0.0f;
-#endif
-  };
-  parallel_units(M, crow, threads, [&](int64_t r0, int64_t r1) {
-    rows_product(r0, r1, visit_for, dot, N == 1, x, K, N, y, simd);
-  });
-}
 
 void bsr_matmul(const int32_t* crow, const int32_t* col, const float* values, int R, int C,
                 int64_t M, int64_t K, const float* x, int64_t N, float* y, int threads,
