@@ -49,18 +49,15 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-from benchlib import check, encode, gaussian, write_csv
+from benchlib import check, encode, gaussian, time_rounds, write_csv
 
 from gsprune import kernels
 from gsprune.formats.base import DenseMatrix, SparseFormat
 from gsprune.kernels import build
 from gsprune.latency.machine import machine_facts, versions
-from gsprune.latency.timing import time_interleaved
 
 # (task, M, K, N): see the module docstring for where each comes from.
 CASES = (
@@ -100,19 +97,6 @@ if build.supported_isas()[0] == "avx512":
     SPARSE["gs_avx2"] = ("gs", {"V": 8}, "cpu_avx2", None)
 COLUMNS = ("dense", *SPARSE)
 GS_COLUMNS = ("gs", "gs_scatter", "gs_free")
-
-
-def time_rounds(
-    fns: dict[str, Callable[[], object]], rounds: int, repeats: int
-) -> dict[str, tuple[float, float]]:
-    """``{name: (best round's median ms, median ms of all samples)}`` over ``rounds``
-    interleaved rounds of ``repeats`` calls each (a warm-up call before every round)."""
-    medians: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        stats = time_interleaved(fns, warmup=1, repeats=repeats)
-        for name, stat in stats.items():
-            medians[name].append(stat.median_ms)
-    return {name: (min(values), float(np.median(values))) for name, values in medians.items()}
 
 
 def bench_case(

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import csv
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gsprune import formats, patterns
 from gsprune.formats.base import SparseFormat
 from gsprune.latency.machine import machine_facts, versions
+from gsprune.latency.timing import time_interleaved
 
 WEIGHT_SEED = 0
 
@@ -97,3 +100,16 @@ def machine_lines(**extra: object) -> list[str]:
             "measuring: other work shared the CPUs, timings are noisy**"
         )
     return [*lines, ""]
+
+
+def time_rounds(
+    fns: dict[str, Callable[[], object]], rounds: int, repeats: int
+) -> dict[str, tuple[float, float]]:
+    """``{name: (best round's median ms, median ms of all samples)}`` over ``rounds``
+    interleaved rounds of ``repeats`` calls each (a warm-up call before every round)."""
+    medians: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        stats = time_interleaved(fns, warmup=1, repeats=repeats)
+        for name, stat in stats.items():
+            medians[name].append(stat.median_ms)
+    return {name: (min(values), float(np.median(values))) for name, values in medians.items()}
