@@ -84,14 +84,14 @@ def kernel_name(fmt: SparseFormat, backend: str = "cpu") -> str:
     """Names the implementation ``matmul(fmt, x, backend=backend)`` runs, for run records.
 
     ``<format or GS variant>_<implementation>``, e.g. ``gs_cpu_avx512``, ``gs_cpu_avx2``,
-    ``gs_scatter_cpu_scalar``, ``csr_torch_sparse_csr``, ``dense_torch_linear``, or
-    ``gs_reference`` when the compiled kernels are unavailable.
+    ``gs_scatter_cpu_scalar_row_plan`` (run from a row plan), ``csr_torch_sparse_csr``,
+    ``dense_torch_linear``, or ``gs_reference`` when the compiled kernels are unavailable.
     """
     check_format(fmt)
     actual, kernel = _resolve(fmt, backend)
     label = kernel.label or (f"cpu_{simd_isa()}" if actual == "cpu" else actual)
     key = fmt.variant if isinstance(fmt, GSMatrix) else fmt.name
-    return f"{key}_{label}"
+    return f"{key}_{label}{kernel.suffix(fmt) if kernel.suffix else ''}"
 
 
 def bind(

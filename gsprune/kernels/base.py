@@ -40,6 +40,8 @@ class Kernel:
     means the backend's own label. ``isa``: the compiled build it needs
     (``gsprune.kernels.build.ISAS``); None means the best this CPU runs. ``prepare``:
     what ``run`` takes instead of the format (made once per matrix); None: the format.
+    ``suffix``: what :func:`gsprune.kernels.kernel_name` appends for a format (e.g.
+    "_row_plan" when ``prepare`` makes one), so records say how a layer was run.
     """
 
     run: Callable[[object, torch.Tensor, int], torch.Tensor]
@@ -47,6 +49,7 @@ class Kernel:
     label: str | None = None
     isa: str | None = None
     prepare: Callable[[SparseFormat], object] | None = None
+    suffix: Callable[[SparseFormat], str] | None = None
 
     def operand(self, fmt: SparseFormat) -> object:
         """What :attr:`run` takes for ``fmt``: ``prepare(fmt)``, or ``fmt`` itself."""

@@ -32,34 +32,34 @@ def _ext(isa: str | None) -> ModuleType:
     return module
 
 
-def _plan(fmt: CSRMatrix | GSMatrix) -> RowPlan:
-    """The row plan a compiled kernel runs ``fmt`` from (``gsprune.kernels.row_plan``)."""
-    return row_plan(fmt.slots(), fmt.shape)
+def _planned(fmt: CSRMatrix | GSMatrix) -> bool:
+    """CSR and the GS variants "gs_scatter" and "gs_free" run from a row plan
+    (``gsprune.kernels.row_plan``: why a CPU runs them by rows); "gs" from its own arrays."""
+    return not (isinstance(fmt, GSMatrix) and fmt.variant == "gs")
 
 
-def _gs_operand(fmt: GSMatrix) -> GSMatrix | RowPlan:
-    """Variant "gs" runs from its own arrays; "gs_scatter" and "gs_free" from a row plan
-    (``gsprune.kernels.row_plan``: why a CPU runs them by rows)."""
-    return fmt if fmt.variant == "gs" else _plan(fmt)
+def _operand(fmt: CSRMatrix | GSMatrix) -> CSRMatrix | GSMatrix | RowPlan:
+    return row_plan(fmt.slots(), fmt.shape) if _planned(fmt) else fmt
+
+
+def _suffix(fmt: CSRMatrix | GSMatrix) -> str:
+    return "_row_plan" if _planned(fmt) else ""
 
 
 def _register(backend: str, isa: str | None, simd: bool) -> None:
     """File the four compiled kernels of ``backend``: build ``isa`` (None: the best)."""
 
-    def planned(plan: RowPlan, x: torch.Tensor, threads: int) -> torch.Tensor:
-        M, K = plan.shape
-        args = (plan.band_ptr, plan.values, plan.index, plan.row_of, V_PLAN)
-        return _ext(isa).gs_matmul(*args, M, K, x, threads, simd)
-
-    @register(backend, "gs", compiled=True, isa=isa, prepare=_gs_operand)
-    def gs(operand: GSMatrix | RowPlan, x: torch.Tensor, threads: int) -> torch.Tensor:
-        if isinstance(operand, RowPlan):
-            return planned(operand, x, threads)
+    def rows(operand: GSMatrix | RowPlan, x: torch.Tensor, threads: int) -> torch.Tensor:
+        """The GS row kernel, from a "gs" matrix or from a row plan (lanes own row_of)."""
         M, K = operand.shape
-        args = (operand.band_ptr, operand.values, operand.index, None, operand.V)
+        if isinstance(operand, RowPlan):
+            args = (operand.band_ptr, operand.values, operand.index, operand.row_of, V_PLAN)
+        else:
+            args = (operand.band_ptr, operand.values, operand.index, None, operand.V)
         return _ext(isa).gs_matmul(*args, M, K, x, threads, simd)
 
-    register(backend, "csr", compiled=True, isa=isa, prepare=_plan)(planned)
+    for fmt_name in ("gs", "csr"):
+        register(backend, fmt_name, compiled=True, isa=isa, prepare=_operand, suffix=_suffix)(rows)
 
     @register(backend, "bsr", compiled=True, isa=isa)
     def bsr(fmt: BSRMatrix, x: torch.Tensor, threads: int) -> torch.Tensor:

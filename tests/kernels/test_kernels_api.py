@@ -55,9 +55,13 @@ def test_backends_and_kernel_names(compiled, by_hand, gen):
     gs, _ = by_hand.gs(20, 30, 8, "gs_scatter", gen)
     csr, _ = by_hand.csr(20, 30, gen)
     dense, _ = by_hand.dense(20, 30, gen)
-    assert kernels.kernel_name(gs) == f"gs_scatter_cpu_{isa}"
-    assert kernels.kernel_name(gs, "cpu_scalar") == "gs_scatter_cpu_scalar"
+    rows, _ = by_hand.gs(20, 30, 8, "gs", gen)
+    # The compiled kernels run gs_scatter, gs_free and CSR from row plans, and say so.
+    assert kernels.kernel_name(gs) == f"gs_scatter_cpu_{isa}_row_plan"
+    assert kernels.kernel_name(gs, "cpu_scalar") == "gs_scatter_cpu_scalar_row_plan"
     assert kernels.kernel_name(gs, "reference") == "gs_scatter_reference"
+    assert kernels.kernel_name(rows) == f"gs_cpu_{isa}"
+    assert kernels.kernel_name(csr) == f"csr_cpu_{isa}_row_plan"
     assert kernels.kernel_name(csr, "torch_sparse_csr") == "csr_torch_sparse_csr"
     assert kernels.kernel_name(dense) == "dense_torch_linear"
     assert kernels.kernel_name(dense, "dense") == "dense_torch_linear"
