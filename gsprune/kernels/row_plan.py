@@ -67,32 +67,31 @@ def row_plan(slots: Slots, shape: tuple[int, int]) -> RowPlan:
     """
     M, K = shape
     real = slots.real.numpy()
-    rows = slots.rows.numpy()[real]
-    cols = slots.cols.numpy()[real]
-    values = slots.values.numpy()[real]
+    rows, cols, values = (t.numpy()[real] for t in (slots.rows, slots.cols, slots.values))
     counts = np.bincount(rows, minlength=M)
     row_of = np.argsort(-counts, kind="stable")  # longest rows first
     rank = np.empty(M, dtype=np.int64)
     rank[row_of] = np.arange(M)
-    lane = rank[rows]
-    order = np.lexsort((cols, lane))  # by (lane, column)
-    lane, cols, values = lane[order], cols[order], values[order]
+    # Entries by (lane, column): one int64 key; stable is a radix/merge sort, fast on the
+    # nearly sorted input formats hand out.
+    order = np.argsort(rank[rows] * K + cols, kind="stable")
     sorted_counts = counts[row_of]
-    first = np.concatenate([[0], np.cumsum(sorted_counts)])
-    position = np.arange(lane.size) - first[lane]  # the entry's rank inside its row
+    lane = np.repeat(np.arange(M), sorted_counts)  # the sorted entries' lanes
+    first = np.cumsum(sorted_counts) - sorted_counts
+    position = np.arange(lane.size) - np.repeat(first, sorted_counts)  # rank inside its row
 
     k = sorted_counts[::V_PLAN]  # each band's first row is its longest
     band_ptr = np.concatenate([[0], np.cumsum(k)]).astype(np.int64)
-    slot = band_ptr[lane // V_PLAN] + position
+    destination = (band_ptr[lane // V_PLAN] + position) * V_PLAN + lane % V_PLAN
     plan_values = np.zeros((int(band_ptr[-1]), V_PLAN), dtype=np.float32)
-    plan_index = np.zeros((int(band_ptr[-1]), V_PLAN), dtype=np.int64)
-    plan_values[slot, lane % V_PLAN] = values
-    plan_index[slot, lane % V_PLAN] = cols
+    plan_index = torch.zeros((int(band_ptr[-1]), V_PLAN), dtype=index_dtype(K)).numpy()
+    plan_values.reshape(-1)[destination] = values[order]
+    plan_index.reshape(-1)[destination] = cols[order]
     return RowPlan(
         shape=(M, K),
         band_ptr=torch.from_numpy(band_ptr),
         values=torch.from_numpy(plan_values),
-        index=torch.from_numpy(plan_index).to(index_dtype(K)),
+        index=torch.from_numpy(plan_index),
         row_of=torch.from_numpy(row_of.astype(np.int32)),
         entries=int(lane.size),
     )
