@@ -17,7 +17,11 @@ y = W @ x through ``gsprune.kernels.bind`` (checked once, as the latency harness
 layer; a kernel's analysis phase, e.g. a row plan, is made there, not timed) for every
 thread count asked:
 
-- dense: ``F.linear`` (oneDNN/MKL), backend "dense";
+- dense: ``F.linear``, backend "dense": what the models and the latency harness run (on
+  this torch build, MKL's sgemm; on AMD CPUs MKL may take its AVX2 path only);
+- dense_onednn: the same product through oneDNN (``torch.utils.mkldnn``'s Linear, which
+  converts x and y to and from oneDNN's layout at each call, as a model would), a second
+  dense reference: oneDNN picks AVX-512 by CPU flags, whoever made the CPU;
 - torch.sparse CSR: ``torch.sparse.mm``, backend "torch_sparse_csr";
 - our CSR (unstructured; run as a row plan), BSR 1x8 (block), N:M 2:4 (at 0.5 only) and
   the GS variants gs, gs_scatter and gs_free (the last two as row plans) with V = 8,
@@ -29,7 +33,8 @@ Timing on a shared, noisy host: ``--rounds`` rounds, each a ``time_interleaved``
 round's median (the headline: the least disturbed round) beside the median of all
 samples, and the load average before and after. Derived: speedup over dense (best
 rounds), useful GFLOP/s (2 * non-zeros * N / time) and its ratio to dense's GFLOP/s
-(2 * M * K * N / time), i.e. how well the kernel uses the machine per useful FLOP.
+(2 * M * K * N / time), i.e. how well the kernel uses the machine per useful FLOP, and
+gs's speedup over the faster of the two dense references ("gs vs best dense").
 
 Writes results/bench/kernels.md and results/bench/kernels.csv.
 
@@ -49,10 +54,12 @@ import functools
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from benchlib import check, encode, gaussian, time_rounds, write_csv
+from torch.utils import mkldnn
 
 from gsprune import kernels
 from gsprune.formats.base import DenseMatrix, SparseFormat
@@ -95,8 +102,31 @@ SPARSE = {
 # Where the "cpu" backend runs the AVX-512 build, GS on the AVX2 build beside it.
 if build.supported_isas()[0] == "avx512":
     SPARSE["gs_avx2"] = ("gs", {"V": 8}, "cpu_avx2", None)
-COLUMNS = ("dense", *SPARSE)
+COLUMNS = ("dense", "dense_onednn", *SPARSE)
 GS_COLUMNS = ("gs", "gs_scatter", "gs_free")
+
+
+def onednn_linear(
+    weight: torch.Tensor, x: torch.Tensor, threads: int
+) -> Callable[[], torch.Tensor]:
+    """``() -> (W @ x).T: [N, M]`` through oneDNN on ``threads`` threads (torch's pool, set
+    for the call and restored), x taken as rows [N, K] as F.linear takes it."""
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+    onednn = mkldnn.to_mkldnn(linear)
+    x_rows = x.T.contiguous()
+
+    def run() -> torch.Tensor:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with torch.no_grad():
+                return onednn(x_rows)
+        finally:
+            torch.set_num_threads(before)
+
+    return run
 
 
 def bench_case(
@@ -117,18 +147,21 @@ def bench_case(
     x = torch.randn(K, N, generator=gen)
     for label, (fmt, backend) in mats.items():
         check(kernels.matmul(fmt, x, threads[0], backend), fmt.to_dense(), x, label)
+    check(onednn_linear(weight, x, threads[0])().T, weight, x, "dense_onednn")
     rows = []
     for t in threads:
         fns = {
             label: functools.partial(kernels.bind(fmt, t, backend), x)
             for label, (fmt, backend) in mats.items()
         }
+        fns["dense_onednn"] = onednn_linear(weight, x, t)
         times = time_rounds(fns, rounds, repeats)
         dense_best = times["dense"][0]
         row = {"task": task, "M": M, "K": K, "N": N, "sparsity": sparsity, "threads": t}
         row["dense_gflops"] = 2 * M * K * N / dense_best / 1e6
+        row["gs_speedup_best_dense"] = min(dense_best, times["dense_onednn"][0]) / times["gs"][0]
         for label, (best, median) in times.items():
-            nnz = M * K if label == "dense" else mats[label][0].nnz
+            nnz = mats[label][0].nnz if label in SPARSE else M * K
             row[f"{label}_ms"] = best
             row[f"{label}_median_ms"] = median
             row[f"{label}_speedup"] = dense_best / best
@@ -157,7 +190,9 @@ def markdown(rows: list[dict], header: dict) -> str:
         "",
         "Each cell: best round's median ms (median of all rounds), speedup over dense",
         "F.linear, and `eff` = the kernel's useful GFLOP/s over dense's GFLOP/s (dense",
-        "GFLOP/s in its own column). `gs_scatter/gs` and `gs_free/gs`: time ratios to `gs`.",
+        "GFLOP/s in its own column). `gs_scatter/gs` and `gs_free/gs`: time ratios to `gs`;",
+        "`gs vs best dense`: gs's speedup over the faster of `dense` (F.linear, what the",
+        "models run) and `dense_onednn` (the same product through oneDNN).",
         *(
             ["`gs_avx2`: `gs` on the AVX2 build (the other kernels run the AVX-512 one)."]
             if "gs_avx2" in SPARSE
@@ -166,6 +201,7 @@ def markdown(rows: list[dict], header: dict) -> str:
         "",
     ]
     titles = ["task", "M x K", "N", "s", "threads", *COLUMNS, "gs_scatter/gs", "gs_free/gs"]
+    titles.append("gs vs best dense")
     lines.append("| " + " | ".join(titles) + " |")
     lines.append("|" + "---|" * len(titles))
     for row in rows:
@@ -185,6 +221,7 @@ def markdown(rows: list[dict], header: dict) -> str:
                     f"{row[f'{label}_speedup']:.2f}x, eff {row[f'{label}_efficiency']:.2f}"
                 )
         cells += [f"{row[f'{v}_ms'] / row['gs_ms']:.2f}" for v in GS_COLUMNS[1:]]
+        cells.append(f"{row['gs_speedup_best_dense']:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
