@@ -103,16 +103,33 @@ def bind(
     ``x`` must be float32 ``[K, N]``, contiguous, on the CPU (not checked again). A
     compiled kernel's call then costs what a direct call of ``F.linear`` costs around
     its work; ``matmul``'s checks take tens of microseconds, which on a small layer at
-    high sparsity would be charged to the sparse kernel alone.
+    high sparsity would be charged to the sparse kernel alone. Torch ops (the "dense"
+    and "torch_sparse_csr" baselines) are called as directly when torch's pool already
+    has ``threads`` threads (a timing loop sets it once); otherwise it is resized around
+    each call.
     """
     check_format(fmt)
     n_threads = check_threads(threads)
     _, kernel = _resolve(fmt, backend)
-    if not kernel.compiled:  # torch ops size torch's pool per call: matmul does that
-        return lambda x: matmul(fmt, x, threads, backend)
-    work = fmt.values.numel()
     operand = kernel.operand(fmt)  # a kernel's analysis phase (row plans) runs here, once
+    if not kernel.compiled:
+        return lambda x: _on_torch_pool(n_threads, lambda: kernel.run(operand, x, n_threads))
+    work = fmt.values.numel()
     return lambda x: kernel.run(operand, x, 1 if work * x.shape[1] < GRAIN_SIZE else n_threads)
+
+
+def _on_torch_pool(n_threads: int, call: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``call()`` with torch's pool at ``n_threads`` (torch ops: baselines, reference),
+    resized for the call and restored, or as it is when it already has that many threads
+    (a timing loop that sets it once pays nothing per call)."""
+    before = torch.get_num_threads()
+    if before == n_threads:
+        return call()
+    torch.set_num_threads(n_threads)
+    try:
+        return call()
+    finally:
+        torch.set_num_threads(before)
 
 
 def matmul(
@@ -134,13 +151,5 @@ def matmul(
     _, kernel = _resolve(fmt, backend)
     if kernel.compiled and fmt.values.numel() * x2.shape[1] < GRAIN_SIZE:
         n_threads = 1
-    # torch ops (baselines, reference) run on torch's pool: size it for the call only.
-    before = torch.get_num_threads()
-    if before != n_threads:
-        torch.set_num_threads(n_threads)
-    try:
-        y = kernel.run(kernel.operand(fmt), x2, n_threads)
-    finally:
-        if before != n_threads:
-            torch.set_num_threads(before)
+    y = _on_torch_pool(n_threads, lambda: kernel.run(kernel.operand(fmt), x2, n_threads))
     return y if x.dim() == 2 else y.reshape(fmt.shape[0])
