@@ -12,23 +12,34 @@ namespace {
 #if GSPRUNE_AVX2
 
 // N:M row dot, for 8 % n == 0: slot s lies in run s / n, so the 8 slots from s0 (a
-// multiple of 8) have columns (s0 / n) * m + (lane / n) * m + offset. Slots past
-// `full_slots` belong to the run that overhangs K and are checked one by one.
+// multiple of 8) have columns (s0 / n) * m + (lane / n) * m + offset. x is read with
+// scalar loads (as the GS GEMV's gather8: faster than vpgatherdd on the Zen CPUs measured)
+// into two accumulators, 16 slots a step. Slots past `full_slots` belong to the run that
+// overhangs K and are checked one by one.
 inline float nm_dot(const float* v, const uint8_t* off, int n, int m, int64_t full_slots,
                     int64_t slots, int64_t K, const float* x) {
-  alignas(32) int32_t base[8];
-  for (int lane = 0; lane < 8; ++lane) base[lane] = lane / n * m;
-  const __m256i lane_base = _mm256_load_si256(reinterpret_cast<const __m256i*>(base));
-  __m256 acc = _mm256_setzero_ps();
-  int64_t s = 0;
-  for (; s + 8 <= full_slots; s += 8) {
-    const __m128i o8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(off + s));
-    const __m256i cols = _mm256_add_epi32(
-        _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(s / n * m)), lane_base),
-        _mm256_cvtepu8_epi32(o8));
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(v + s), _mm256_i32gather_ps(x, cols, 4), acc);
+  int64_t lane_base[8];
+  for (int lane = 0; lane < 8; ++lane) lane_base[lane] = lane / n * m;
+  const int64_t step = 8 / n * m;  // columns spanned by 8 slots
+  auto gather = [&](int64_t s, int64_t col0) {
+    const uint8_t* o = off + s;
+    const __m128 lo = _mm_setr_ps(x[col0 + lane_base[0] + o[0]], x[col0 + lane_base[1] + o[1]],
+                                  x[col0 + lane_base[2] + o[2]], x[col0 + lane_base[3] + o[3]]);
+    const __m128 hi = _mm_setr_ps(x[col0 + lane_base[4] + o[4]], x[col0 + lane_base[5] + o[5]],
+                                  x[col0 + lane_base[6] + o[6]], x[col0 + lane_base[7] + o[7]]);
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+  };
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t s = 0, col0 = 0;
+  for (; s + 16 <= full_slots; s += 16, col0 += 2 * step) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + s), gather(s, col0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(v + s + 8), gather(s + 8, col0 + step), acc1);
   }
-  float sum = hsum(acc);
+  if (s + 8 <= full_slots) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + s), gather(s, col0), acc0);
+    s += 8;
+  }
+  float sum = hsum(_mm256_add_ps(acc0, acc1));
   for (; s < slots; ++s) {
     const int64_t col = s / n * m + off[s];
     if (col < K) sum += v[s] * x[col];
