@@ -3,8 +3,8 @@
 A kernel that follows gs_free's groups adds every product into y where it lands. This
 script times that loop (``scripts/bench_scatter.cpp``, the scatter kernel gsprune ran
 until 2026-12-02) beside two copies of it that do less on purpose (wrong results, timing
-only), and beside what gsprune runs, on gs_free matrices (V = 8) of the task shapes at
-N > 1, one thread, the best vector build:
+only), and beside what gsprune runs, on gs_free matrices (V = 8) of bench_kernels.py's shapes
+with N > 1, one thread, the best vector build:
 
 - gs: the gs kernel on the same weight projected to ``gs`` (the reference speed);
 - plan: the gs_free matrix through its row plan (``gsprune.kernels.row_plan``);
@@ -29,21 +29,16 @@ import time
 from pathlib import Path
 
 import torch
+from bench_kernels import CASES as KERNEL_CASES
+from bench_kernels import SPARSITIES
 from benchlib import encode, gaussian, machine_lines, time_rounds, write_csv
 from torch.utils import cpp_extension
 
 from gsprune import kernels
 from gsprune.kernels import build
 
-# (task, M, K, N): task shapes with N > 1, as in bench_kernels.py.
-CASES = (
-    ("image", 64, 576, 196),
-    ("image", 128, 1152, 49),
-    ("translation", 1024, 512, 64),
-    ("speech", 256, 2880, 501),
-    ("square", 4096, 4096, 64),
-)
-SPARSITIES = (0.5, 0.9)
+# bench_kernels.py's (task, M, K, N) cases with N > 1 (the scatter loop has no GEMV form).
+CASES = tuple(case for case in KERNEL_CASES if case[3] > 1)
 VARIANTS = ("gs", "plan", "scatter", "scatter_no_store", "x_only")
 
 

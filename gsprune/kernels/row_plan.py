@@ -4,8 +4,8 @@
 let a row's non-zeros spread over many groups, so a kernel that follows the format
 adds every product into y where it lands: a load and a store of a y row per FMA.
 That, not the gathers, is what bounds them on a CPU (``scripts/bench_scatter.py`` on a
-2-core Zen 5, one thread, AVX-512: the scatter loop took 1.4-2.3x the time of ``gs``;
-the same loop without its y loads and stores took 0.86-1.35x). A CPU has no scratchpad banks
+2-core Zen 5, one thread, AVX-512: the scatter loop took 1.4-2.4x the time of ``gs``;
+the same loop without its y loads and stores took 0.84-1.5x). A CPU has no scratchpad banks
 for the group structure to serve, so it runs them the way ``gs`` runs: a row plan,
 made once per matrix (:func:`row_plan`, at ``kernels.bind``), regroups the stored
 entries by row into bands of V_PLAN rows of similar count, each row's entries in
