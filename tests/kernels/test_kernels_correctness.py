@@ -1,8 +1,10 @@
 """Every kernel against the float64 product of the matrix its format holds.
 
-Shapes include ones that V, the blocks and m do not divide; N in {1, 3, 17, 49, 64} covers
-the GEMV path, column tiles narrower than a vector, partial tiles, several tiles and full
-ones (of 8- and 16-float vectors: every vector build this CPU runs is tested by name);
+Shapes include ones that V, the blocks and m do not divide; N in {1, 3, 17, 49, 64, 100}
+covers the GEMV path, column tiles narrower than a vector, tiles that end inside a vector
+(masked), one tile and several balanced ones (100 columns: three tiles of 2, 2 and 3
+16-float vectors), of 8- and 16-float vectors (every vector build this CPU runs is tested
+by name);
 threads 1 and 2 cover the serial and the split paths (gs_scatter, gs_free and CSR run
 through row plans, split by bands like gs); 203 rows on one thread take the GS kernel's
 packed x tiles, fewer rows per thread read x in place.
@@ -18,7 +20,7 @@ from gsprune import kernels
 from .conftest import COMPILED
 
 SHAPES = [(37, 50), (64, 64), (5, 3), (203, 129)]
-NS = (1, 3, 17, 49, 64)
+NS = (1, 3, 17, 49, 64, 100)
 THREADS = (1, 2)
 
 

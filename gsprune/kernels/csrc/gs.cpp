@@ -80,77 +80,53 @@ void gs_band_gemv(const float* val, const Idx* idx, int64_t k, int V, const floa
 }
 
 // N > 1, the register-blocked hot path: an L-lane chunk of a band (L rows of y) times one
-// column tile of W*NV columns, all L*NV accumulators held in registers over the band's k
+// column tile of NV vectors, all L*NV accumulators held in registers over the band's k
 // groups. Per group and lane: broadcast the value, load the lane's x row segment (ldx
 // floats apart: a packed tile or x itself), FMA. `val`/`idx` point at the chunk's first
-// lane in group 0; row i < rows_valid is stored at out[i].
-template <class Vec, int L, int NV, typename Idx>
-inline void gs_chunk_tile(const float* val, const Idx* idx, int64_t k, int V, const float* x,
-                          int64_t ldx, float* const* out, int rows_valid) {
-  RegisterTile<Vec, L, NV> tile;
-  for (int64_t g = 0; g < k; ++g) {
-    const float* v = val + g * V;
+// lane in group 0; row i < rows_valid is stored at out[i]. With `Masked` the tile's last
+// vector holds only the columns in `last` (the tile ends inside a vector).
+// Not inlined: in its own frame the loop keeps every pointer and counter in a register
+// (inlined into the band loop, GCC spilled them: 15-20% slower on Zen 5 at N = 16).
+template <class Vec, int L, int NV, bool Masked, typename Idx>
+[[gnu::noinline]] void gs_chunk_tile(const float* val, const Idx* idx, int64_t k, int V, const float* x,
+                          int64_t ldx, float* const* out, int rows_valid,
+                          typename Vec::Mask last) {
+  RegisterTile<Vec, L, NV, Masked> tile(last);
+  const float* const end = val + k * V;
+  for (const float* v = val; v != end; v += V, idx += V) {
     int64_t cols[L];
-    load_lanes<L>(idx + g * V, cols);
+    load_lanes<L>(idx, cols);
 #pragma GCC unroll 64
     for (int i = 0; i < L; ++i) tile.fma(i, v + i, x + cols[i] * ldx);
   }
   tile.store(out, rows_valid);
 }
 
-// N > 1 for bands [t0, t1): column tiles of W*kTile columns outermost, so one tile of x is
-// reused by every band while it is hot in cache; inside a tile, chunks of 4 lanes.
-// Measured on Zen 3 (AVX2): 4 lanes x 24 columns beats 2 x 32 and 8 x 8. On a Xeon with
-// AVX-512 (2026-12-02): 4 lanes x 64 columns (zmm) beat 4 x 16, 4 x 32 and 8 x 32, and
-// splitting each band's groups into K windows that all bands visit in turn (so a window
-// of x stays in L1; 16-128 KB windows) gained nothing. With the encoder's in-step column
-// order (formats/gs.py) a lane's x rows stay in a window that fits L1. The tile is packed (dense rows, zero-padded to whole vectors) when
-// enough rows reuse it (>= kPackRows) to pay the copy (measured: packing for 64 rows cost
-// 25%, for 256 rows it gained 1.5-2x), or when its rows do not fill whole vectors;
-// otherwise it is read in place from x.
-constexpr int64_t kPackRows = 128;
-
-template <class Vec, typename Idx>
+// N > 1 for bands [t0, t1): column tiles outermost (for_each_column_tile), so one tile of x
+// is reused by every band while it is hot in cache; inside a tile, chunks of L lanes.
+// Earlier: splitting each band's groups into K windows that all bands visit in turn (so a
+// window of x stays in L1) gained nothing on a Xeon; with the encoder's in-step column
+// order (formats/gs.py) a lane's x rows stay in a window that fits L1.
+template <class Vec, int L, typename Idx>
 void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float* values,
                    const Idx* index, int V, const float* x, int64_t K, int64_t N, float* y,
                    int64_t M, const int32_t* row_of) {
-  constexpr int L = 4, W = Vec::W, NV = Vec::kTile;
-  constexpr int64_t tile_columns = W * NV;
-  const bool reused = (t1 - t0) * V >= kPackRows;
-  Scratch xp(reused || N % W ? static_cast<size_t>(K) * tile_columns : 0),
-      out(L * tile_columns);
-  for (int64_t n0 = 0; n0 < N; n0 += tile_columns) {
-    const int64_t w = std::min(tile_columns, N - n0), wp = round_up(w, W);
-    const float* xt = x + n0;
-    int64_t ldx = N;
-    if (reused || wp != w) {
-      pack_columns(x, K, N, n0, w, wp, xp.data());
-      xt = xp.data();
-      ldx = wp;
-    }
-    with_vectors<NV>(wp / W, [&](auto nv) {
-      constexpr int nvc = decltype(nv)::value;
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t k = band_ptr[t + 1] - band_ptr[t];
-        const int lanes_valid = static_cast<int>(std::min<int64_t>(V, M - t * V));
-        for (int c = 0; c < lanes_valid; c += L) {
-          const int rows = std::min(L, lanes_valid - c);
-          const float* val = values + band_ptr[t] * V + c;
-          const Idx* idx = index + band_ptr[t] * V + c;
-          float* dst[L];
-          for (int i = 0; i < rows; ++i) dst[i] = y + output_row(row_of, t * V + c + i) * N + n0;
-          if (w == wp) {
-            gs_chunk_tile<Vec, L, nvc>(val, idx, k, V, xt, ldx, dst, rows);
-            continue;
-          }
-          float* packed[L];
-          for (int i = 0; i < L; ++i) packed[i] = out.data() + i * wp;
-          gs_chunk_tile<Vec, L, nvc>(val, idx, k, V, xt, ldx, packed, rows);
-          for (int i = 0; i < rows; ++i) std::copy(packed[i], packed[i] + w, dst[i]);
-        }
+  auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
+    constexpr int nvc = decltype(nv)::value;
+    constexpr bool mk = decltype(masked)::value;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t k = band_ptr[t + 1] - band_ptr[t];
+      const int lanes_valid = static_cast<int>(std::min<int64_t>(V, M - t * V));
+      for (int c = 0; c < lanes_valid; c += L) {
+        const int rows = std::min(L, lanes_valid - c);
+        float* dst[L];
+        for (int i = 0; i < rows; ++i) dst[i] = y + output_row(row_of, t * V + c + i) * N + n0;
+        gs_chunk_tile<Vec, L, nvc, mk>(values + band_ptr[t] * V + c, index + band_ptr[t] * V + c,
+                                       k, V, xt, ldx, dst, rows, mask);
       }
-    });
-  }
+    }
+  };
+  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, (t1 - t0) * V, tile);
 }
 
 #endif  // GSPRUNE_AVX2
@@ -166,8 +142,14 @@ void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* value
   const bool vec = GSPRUNE_AVX2 && simd && V % 4 == 0 && (N > 1 || V == 4 || V % 8 == 0);
   parallel_units(n_bands, band_ptr, threads, [&](int64_t t0, int64_t t1) {
 #if GSPRUNE_AVX2
-    if (vec && N > 1)
-      return gs_bands_spmm<TileVec>(band_ptr, t0, t1, values, index, V, x, K, N, y, M, row_of);
+    if (vec && N > 1) {
+      // Lanes per chunk: the tile's, where V is a multiple of it (V % 4 == 0 always).
+      if (V % TileVec::kLanes == 0)
+        return gs_bands_spmm<TileVec, TileVec::kLanes>(band_ptr, t0, t1, values, index, V, x, K,
+                                                       N, y, M, row_of);
+      return gs_bands_spmm<TileVec, 4>(band_ptr, t0, t1, values, index, V, x, K, N, y, M,
+                                       row_of);
+    }
 #endif
     std::vector<float> lanes(V);  // lane sums when they do not go to V consecutive rows
     for (int64_t t = t0; t < t1; ++t) {

@@ -35,21 +35,27 @@ namespace gsprune {
 
 #if GSPRUNE_AVX2
 
-// The vector types of the register tiles (SpMM, N > 1): W floats per vector, and how many
-// vectors wide a tile is. 4 lanes x kTile accumulators plus the broadcast must fit the
-// register file: 12 of 16 ymm registers on AVX2; AVX-512 CPUs have 32 (EVEX encodes ymm
-// and zmm alike), room for 4 x 4.
+// The vector types of the register tiles (SpMM, N > 1): W floats per vector, and the
+// tile shape, kLanes rows by at most kVectors vectors of columns: enough independent
+// accumulators to cover the FMA latency on both FMA pipes, with the broadcasts beside
+// them in the register file. AVX2 4 x 3 (12 of 16 ymm; Zen 3: 4 rows x 24 columns beat
+// 2 x 32 and 8 x 8); AVX-512 8 x 3 (24 of 32 zmm; Zen 5, 2026-12-02, one thread, the GS
+// kernel on the conv, LSTM, Jasper and square GEMMs of bench_kernels at sparsity 0.5 and
+// 0.9: 1.0-1.6x faster than 4 x 4, most where N is narrow, e.g. N = 16, where 4
+// accumulators cannot cover the latency; 8 x 2, and 4 x 4 beside 8 x 2, were close but
+// lost at N = 49 and 4096 x 4096).
 struct Ymm {
   using T = __m256;
   using Mask = __m256i;
   static constexpr int W = 8;
-  static constexpr int kTile = GSPRUNE_AVX512 ? 4 : 3;
+  static constexpr int kLanes = 4, kVectors = 3;
   static T zero() { return _mm256_setzero_ps(); }
   static T load(const float* p) { return _mm256_loadu_ps(p); }
   static T broadcast(const float* p) { return _mm256_broadcast_ss(p); }
   static T set1(float v) { return _mm256_set1_ps(v); }
   static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
   static T fmadd(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
   static Mask all() { return _mm256_set1_epi32(-1); }
   // Lanes [0, count) set; count in 1..W.
   static Mask tail(int64_t count) {
@@ -65,13 +71,14 @@ struct Zmm {
   using T = __m512;
   using Mask = __mmask16;
   static constexpr int W = 16;
-  static constexpr int kTile = 4;
+  static constexpr int kLanes = 8, kVectors = 3;
   static T zero() { return _mm512_setzero_ps(); }
   static T load(const float* p) { return _mm512_loadu_ps(p); }
   static T broadcast(const float* p) { return _mm512_set1_ps(*p); }
   static T set1(float v) { return _mm512_set1_ps(v); }
   static void store(float* p, T v) { _mm512_storeu_ps(p, v); }
   static T fmadd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static T add(T a, T b) { return _mm512_add_ps(a, b); }
   static Mask all() { return static_cast<Mask>(0xFFFF); }
   static Mask tail(int64_t count) { return static_cast<Mask>((1u << count) - 1u); }
   static T load_masked(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
@@ -114,12 +121,6 @@ inline void pack_columns(const float* x, int64_t K, int64_t N, int64_t n0, int64
     std::fill(xp + r * wp + w, xp + (r + 1) * wp, 0.0f);
   }
 }
-
-// The SpMM kernels (N > 1) walk x in column tiles, outermost, so one tile is reused by
-// every row while it is hot in cache. A tile is packed (dense rows, zero-padded to whole
-// vectors) when at least kPackRows rows reuse it, to pay the copy (measured on Zen 3 in
-// the GS kernel: packing for 64 rows cost 25%, for 256 rows it gained 1.5-2x).
-constexpr int64_t kPackRows = 128;
 
 // Runs body(u0, u1) on `threads` OpenMP threads over contiguous ranges of [0, n_units).
 // With `ptr` (a prefix sum, ptr[u+1] - ptr[u] = non-zeros of unit u) the ranges carry
@@ -226,12 +227,15 @@ inline void with_vectors(int64_t nv, F&& f) {
 // the inner block of every SpMM chunk kernel (GS bands, N:M row chunks). Its loops are
 // fully unrolled so that the accumulators live in registers (L * NV + 1 of them); the
 // unroll pragmas matter: without them GCC keeps a stack copy of acc[] and stores all of it
-// every step (measured 10-15% slower in the GS kernel).
-template <class Vec, int L, int NV>
+// every step (measured 10-15% slower in the GS kernel). With `Masked`, the last vector
+// covers only the columns set in `mask` (a tile that ends inside a vector): it is loaded
+// and stored masked, so x and y are read and written in place without padding.
+template <class Vec, int L, int NV, bool Masked = false>
 struct RegisterTile {
   typename Vec::T acc[L][NV];
+  typename Vec::Mask mask;
 
-  RegisterTile() {
+  explicit RegisterTile(typename Vec::Mask last = Vec::all()) : mask(last) {
 #pragma GCC unroll 64
     for (int i = 0; i < L; ++i)
 #pragma GCC unroll 8
@@ -242,7 +246,19 @@ struct RegisterTile {
   inline void fma(int i, const float* v, const float* xr) {
     const auto b = Vec::broadcast(v);
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) acc[i][j] = Vec::fmadd(b, Vec::load(xr + Vec::W * j), acc[i][j]);
+    for (int j = 0; j < NV; ++j) {
+      const auto xv = Masked && j == NV - 1 ? Vec::load_masked(xr + Vec::W * j, mask)
+                                            : Vec::load(xr + Vec::W * j);
+      acc[i][j] = Vec::fmadd(b, xv, acc[i][j]);
+    }
+  }
+
+  // Row 0 = the sum of the L rows (when the rows are accumulator sets of one output row).
+  inline void sum_rows() {
+#pragma GCC unroll 64
+    for (int i = 1; i < L; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[0][j] = Vec::add(acc[0][j], acc[i][j]);
   }
 
   // out[i * ldy + c] = row i, column c, for the first `rows` rows (rows <= L).
@@ -250,8 +266,7 @@ struct RegisterTile {
 #pragma GCC unroll 64
     for (int i = 0; i < L; ++i) {
       if (i >= rows) break;
-#pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) Vec::store(out + i * ldy + Vec::W * j, acc[i][j]);
+      store_row(out + i * ldy, i);
     }
   }
 
@@ -260,11 +275,58 @@ struct RegisterTile {
 #pragma GCC unroll 64
     for (int i = 0; i < L; ++i) {
       if (i >= rows) break;
+      store_row(out[i], i);
+    }
+  }
+
+ private:
+  inline void store_row(float* out, int i) const {
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) Vec::store(out[i] + Vec::W * j, acc[i][j]);
+    for (int j = 0; j < NV; ++j) {
+      if (Masked && j == NV - 1) Vec::store_masked(out + Vec::W * j, acc[i][j], mask);
+      else Vec::store(out + Vec::W * j, acc[i][j]);
     }
   }
 };
+
+// The SpMM kernels (N > 1) walk x[K, N] in column tiles, outermost, so that one tile is
+// reused by every row while it is hot in cache: tile(IntC<nv>, BoolC<masked>, n0, xt, ldx,
+// mask) computes the output columns [n0, n0 + nv * W) (masked: the last vector only the
+// columns set in `mask`, the tile ends inside it) from the tile's rows xt + k * ldx.
+// The ceil(N / W) vectors are split into the fewest tiles of at most NV vectors,
+// balanced (13 vectors, NV = 3: 2, 3, 2, 3, 3; never a lone vector whose few accumulators
+// leave FMA pipes idle). A tile is packed (its rows copied to a dense buffer) only when
+// x holds several tiles, so that a tile's rows are strided in x, and at least kPackRows
+// rows (`reuse`) read it, to pay the copy; otherwise it is read in place (a single tile
+// is x itself). Measured on Zen 5 (AVX-512, GS kernel): packing x when it is one tile
+// cost 30-45% (N = 16, 64); not packing Jasper's N = 501 for 256 rows cost 1.5x; on Zen 3
+// packing for 64 rows cost 25%, for 256 rows it gained 1.5-2x.
+constexpr int64_t kPackRows = 128;
+
+template <class Vec, int NV, class Tile>
+void for_each_column_tile(const float* x, int64_t K, int64_t N, int64_t reuse, Tile&& tile) {
+  constexpr int W = Vec::W;
+  const int64_t vectors = (N + W - 1) / W, n_tiles = (vectors + NV - 1) / NV;
+  const bool packed = n_tiles > 1 && reuse >= kPackRows;
+  Scratch xp(packed ? static_cast<size_t>(K) * W * NV : 0);
+  for (int64_t t = 0, v0 = 0; t < n_tiles; ++t) {
+    const int64_t v1 = vectors * (t + 1) / n_tiles;  // this tile: vectors [v0, v1)
+    const int64_t n0 = v0 * W, w = std::min(v1 * W, N) - n0;
+    const float* xt = x + n0;
+    int64_t ldx = N;
+    if (packed) {
+      pack_columns(x, K, N, n0, w, (v1 - v0) * W, xp.data());
+      xt = xp.data();
+      ldx = (v1 - v0) * W;
+    }
+    const auto mask = Vec::tail(w % W ? w % W : W);
+    with_vectors<NV>(v1 - v0, [&](auto nv) {
+      if (w % W) tile(nv, BoolC<true>{}, n0, xt, ldx, mask);
+      else tile(nv, BoolC<false>{}, n0, xt, ldx, mask);
+    });
+    v0 = v1;
+  }
+}
 
 #endif  // GSPRUNE_AVX2
 

@@ -1,7 +1,10 @@
 // Row-wise kernels for the comparison formats BSR (R x C blocks) and N:M (CSR runs as a
-// row plan through the GS kernel: gsprune/kernels/row_plan.py). Each output row is a list of (value, column) entries; N == 1 has a dedicated SIMD dot
-// product per format, N > 1 the shared register-tiled row product (rows_spmm), which walks
-// x in column tiles like the GS kernel, so every format is timed with the same loop order.
+// row plan through the GS kernel: gsprune/kernels/row_plan.py). Each output row is a list
+// of (value, column) entries; N == 1 has a dedicated SIMD dot product per format; N > 1
+// register tiles that walk x in column tiles like the GS kernel (for_each_column_tile), so
+// every format is timed with the same loop order and tile widths: N:M steps L rows
+// together like GS lanes, BSR one row at a time with its block's entries spread over
+// accumulator sets, and the rows N:M's chunks leave go through rows_spmm.
 #include <utility>
 
 #include "kernels.h"
@@ -68,71 +71,71 @@ inline float bsr_dot(const int32_t* bcol, const float* values, int64_t b0, int64
   return hsum(_mm256_add_ps(acc0, acc1)) + tail;
 }
 
-// Walks the columns [0, w) of a tile in register tiles: full tiles of W*NV columns, then
-// one-vector tiles, then one masked tail tile of < W columns. Calls
-// tile(IntC<nv>, BoolC<masked>, c0, mask) for each.
-template <class Vec, int NV, class Tile>
-inline void for_each_tile(int64_t w, Tile&& tile) {
-  constexpr int W = Vec::W;
-  int64_t c0 = 0;
-  for (; c0 + W * NV <= w; c0 += W * NV) tile(IntC<NV>{}, BoolC<false>{}, c0, Vec::all());
-  if constexpr (NV > 1) {
-    for (; c0 + W <= w; c0 += W) tile(IntC<1>{}, BoolC<false>{}, c0, Vec::all());
-  }
-  if (c0 < w) tile(IntC<1>{}, BoolC<true>{}, c0, Vec::tail(w - c0));
-}
-
-// One row, one register tile: out[0 : W*NV] = sum over the row's entries (v, col) of
-// v * x[col * ldx : + W*NV] (x points at the tile's first column). NV independent
-// accumulators; the value is broadcast, the x row segment loaded.
+// One row, one column tile of NV vectors: out[0 : W*NV] = sum over the row's entries
+// (v, col) of v * x[col * ldx : + W*NV] (x points at the tile's first column; Masked: the
+// last vector holds the columns in `mask`). One accumulator per vector: this serves only
+// the few rows that N:M's chunks of L leave.
 template <class Vec, int NV, bool Masked, class Visit>
 inline void row_tile(Visit&& visit, const float* x, int64_t ldx, typename Vec::Mask mask,
                      float* out) {
-  constexpr int W = Vec::W;
-  typename Vec::T acc[NV];
-  for (int j = 0; j < NV; ++j) acc[j] = Vec::zero();
-  visit([&](float v, int64_t col) {
-    const float* xr = x + col * ldx;
-    const auto b = Vec::set1(v);
-    for (int j = 0; j < NV; ++j) {
-      const auto xv = Masked ? Vec::load_masked(xr + W * j, mask) : Vec::load(xr + W * j);
-      acc[j] = Vec::fmadd(b, xv, acc[j]);
-    }
-  });
-  for (int j = 0; j < NV; ++j) {
-    if constexpr (Masked) Vec::store_masked(out + W * j, acc[j], mask);
-    else Vec::store(out + W * j, acc[j]);
-  }
+  RegisterTile<Vec, 1, NV, Masked> tile(mask);
+  visit([&](float v, int64_t col) { tile.fma(0, &v, x + col * ldx); });
+  tile.store(out, 0);
 }
 
-// N > 1, rows [r0, r1): column tiles of 4 vectors outermost, the tile packed when at least
-// kPackRows rows reuse it; visit_for(r) gives row r's entry visitor (see row_scalar).
+// N > 1, rows [r0, r1), one row at a time over column tiles (for_each_column_tile);
+// visit_for(r) gives row r's entry visitor (see row_scalar).
 template <class VisitFor>
 void rows_spmm(int64_t r0, int64_t r1, VisitFor&& visit_for, const float* x, int64_t K,
                int64_t N, float* y) {
   using Vec = TileVec;
-  constexpr int NV = 4, W = Vec::W;
-  constexpr int64_t tile_columns = W * NV;
-  const bool packed = r1 - r0 >= kPackRows;
-  Scratch xp(packed ? static_cast<size_t>(K) * tile_columns : 0);
-  for (int64_t n0 = 0; n0 < N; n0 += tile_columns) {
-    const int64_t w = std::min(tile_columns, N - n0);
-    const float* xt = x + n0;
-    int64_t ldx = N;
-    if (packed) {
-      pack_columns(x, K, N, n0, w, round_up(w, W), xp.data());
-      xt = xp.data();
-      ldx = round_up(w, W);
+  auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
+    for (int64_t r = r0; r < r1; ++r)
+      row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(visit_for(r), xt, ldx, mask,
+                                                                  y + r * N + n0);
+  };
+  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, r1 - r0, tile);
+}
+
+// BSR, N > 1: row rr of the block row whose blocks are [b0, b1) times one column tile of
+// NV vectors (as row_tile). A block's C consecutive columns go to S accumulator sets in
+// unrolled turns, summed at the end (8 sets for a one-vector tile, else 4, a divisor of
+// the usual block widths): about 8 or more FMA chains in flight, where one set of NV (a
+// single vector at N <= 16) would leave the FMA pipes waiting on each FMA's latency.
+template <class Vec, int NV, bool Masked>
+inline void bsr_row_tile(const int32_t* bcol, const float* values, int64_t b0, int64_t b1, int R,
+                         int C, int rr, int64_t K, const float* x, int64_t ldx,
+                         typename Vec::Mask mask, float* out) {
+  constexpr int S = NV == 1 ? 8 : 4;
+  RegisterTile<Vec, S, NV, Masked> sets(mask);
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t c0 = static_cast<int64_t>(bcol[b]) * C;
+    const float* vb = values + (b * R + rr) * C;
+    const float* xb = x + c0 * ldx;
+    // The last block column may overhang K: its padding columns have no x row.
+    const int64_t width = std::min<int64_t>(C, K - c0);
+    int64_t cc = 0;
+    for (; cc + S <= width; cc += S) {
+#pragma GCC unroll 8
+      for (int s = 0; s < S; ++s) sets.fma(s, vb + cc + s, xb + (cc + s) * ldx);
     }
-    for (int64_t r = r0; r < r1; ++r) {
-      auto visit = visit_for(r);
-      float* yt = y + r * N + n0;
-      for_each_tile<Vec, NV>(w, [&](auto nv, auto masked, int64_t c0, typename Vec::Mask mask) {
-        row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(visit, xt + c0, ldx, mask,
-                                                                    yt + c0);
-      });
-    }
+    for (; cc < width; ++cc) sets.fma(0, vb + cc, xb + cc * ldx);
   }
+  sets.sum_rows();
+  sets.store(out, 0, 1);
+}
+
+// BSR, N > 1, rows [r0, r1) over column tiles (for_each_column_tile).
+void bsr_spmm(const int32_t* crow, const int32_t* col, const float* values, int R, int C,
+              int64_t r0, int64_t r1, int64_t K, const float* x, int64_t N, float* y) {
+  using Vec = TileVec;
+  auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
+    for (int64_t r = r0; r < r1; ++r)
+      bsr_row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(
+          col, values, crow[r / R], crow[r / R + 1], R, C, static_cast<int>(r % R), K, xt, ldx,
+          mask, y + r * N + n0);
+  };
+  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, r1 - r0, tile);
 }
 
 // N:M, one chunk of L rows (S slots each, row stride S) times one column tile of NV
@@ -140,11 +143,11 @@ void rows_spmm(int64_t r0, int64_t r1, VisitFor&& visit_for, const float* x, int
 // lanes of the GS kernel), so the FMAs of L rows overlap. Runs [0, runs) lie inside K;
 // a run overhanging K (K % m != 0) is done slot by slot with a column check, since its
 // slots past K hold no defined value.
-template <class Vec, int L, int NV>
+template <class Vec, int L, int NV, bool Masked>
 inline void nm_chunk_tile(const float* v, const uint8_t* off, int64_t S, int64_t runs, int n,
                           int m, int64_t K, const float* x, int64_t ldx, float* out,
-                          int64_t ldy) {
-  RegisterTile<Vec, L, NV> tile;
+                          int64_t ldy, typename Vec::Mask mask) {
+  RegisterTile<Vec, L, NV, Masked> tile(mask);
   for (int64_t q = 0; q < runs; ++q) {
     const float* xq = x + q * m * ldx;
     for (int64_t s = q * n; s < (q + 1) * n; ++s) {
@@ -162,43 +165,33 @@ inline void nm_chunk_tile(const float* v, const uint8_t* off, int64_t S, int64_t
   tile.store(out, ldy);
 }
 
-// N:M, N > 1, rows [r0, r1): chunks of 4 rows (nm_chunk_tile) over packed column tiles;
-// the last r1 - r0 mod 4 rows through rows_spmm.
+// N:M, N > 1, rows [r0, r1): chunks of the tile's rows (nm_chunk_tile) over column tiles
+// (for_each_column_tile); the last (r1 - r0) mod L rows through rows_spmm.
 template <class VisitFor>
 void nm_spmm(const float* values, const uint8_t* offsets, int n, int m, int64_t runs, int64_t r0,
              int64_t r1, VisitFor&& visit_for, const float* x, int64_t K, int64_t N, float* y) {
   using Vec = TileVec;
-  constexpr int L = 4, W = Vec::W;
-  constexpr int64_t tile_columns = W * Vec::kTile;
+  constexpr int L = Vec::kLanes;
   const int64_t S = runs * n, full_runs = K / m, chunked = r0 + (r1 - r0) / L * L;
-  Scratch xp(static_cast<size_t>(K) * tile_columns), out(L * tile_columns);
-  for (int64_t n0 = 0; n0 < N && chunked > r0; n0 += tile_columns) {
-    const int64_t w = std::min(tile_columns, N - n0), wp = round_up(w, W);
-    pack_columns(x, K, N, n0, w, wp, xp.data());
-    with_vectors<Vec::kTile>(wp / W, [&](auto nv) {
-      for (int64_t r = r0; r < chunked; r += L) {
-        float* dst = w == wp ? y + r * N + n0 : out.data();
-        nm_chunk_tile<Vec, L, decltype(nv)::value>(values + r * S, offsets + r * S, S, full_runs,
-                                                   n, m, K, xp.data(), wp, dst,
-                                                   w == wp ? N : wp);
-        if (w == wp) continue;
-        for (int i = 0; i < L; ++i)
-          std::copy(out.data() + i * wp, out.data() + i * wp + w, y + (r + i) * N + n0);
-      }
-    });
-  }
+  auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
+    for (int64_t r = r0; r < chunked; r += L)
+      nm_chunk_tile<Vec, L, decltype(nv)::value, decltype(masked)::value>(
+          values + r * S, offsets + r * S, S, full_runs, n, m, K, xt, ldx, y + r * N + n0, N,
+          mask);
+  };
+  if (chunked > r0) for_each_column_tile<Vec, Vec::kVectors>(x, K, N, chunked - r0, tile);
   if (chunked < r1) rows_spmm(chunked, r1, visit_for, x, K, N, y);
 }
 
 #endif  // GSPRUNE_AVX2
 
-// y = W x for rows [r0, r1) given row r's entry visitor by visit_for(r) and, for N == 1,
-// its SIMD dot product by dot(r) (nullptr-like: has_dot false uses the visitor).
+// y = W x for rows [r0, r1) where no SpMM kernel runs (N == 1, or the portable path),
+// given row r's entry visitor by visit_for(r) and, for N == 1, its SIMD dot product by
+// dot(r) (has_dot false: the visitor).
 template <class VisitFor, class Dot>
 void rows_product(int64_t r0, int64_t r1, VisitFor&& visit_for, Dot&& dot, bool has_dot,
                   const float* x, int64_t K, int64_t N, float* y, bool simd) {
 #if GSPRUNE_AVX2
-  if (simd && N > 1) return rows_spmm(r0, r1, visit_for, x, K, N, y);
   if (simd && has_dot) {
     for (int64_t r = r0; r < r1; ++r) y[r] = dot(r);
     return;
@@ -237,6 +230,10 @@ void bsr_matmul(const int32_t* crow, const int32_t* col, const float* values, in
 #endif
   };
   parallel_units(block_rows, crow, threads, [&](int64_t q0, int64_t q1) {
+#if GSPRUNE_AVX2
+    if (simd && N > 1)
+      return bsr_spmm(crow, col, values, R, C, q0 * R, std::min(q1 * R, M), K, x, N, y);
+#endif
     rows_product(q0 * R, std::min(q1 * R, M), visit_for, dot, N == 1 && C % 8 == 0, x, K, N, y,
                  simd);
   });
