@@ -26,6 +26,11 @@ void gs_band_scalar(const float* val, const Idx* idx, int64_t k, int V, int lane
 // N == 1, 8*NVEC lanes of a band whose groups are `stride` floats apart: per group and 8
 // lanes one contiguous value load, one gather of x at the 8 indices, one FMA into the lane
 // accumulators. Two accumulator sets (even/odd groups) hide the FMA latency.
+// The GEMV prefetches the band's values and indices this many elements ahead: a large
+// layer streams from memory (4096 x 4096 at 0.9, Zen 4, one thread, weights cold in
+// cache: 0.76 against 0.85 ms without).
+constexpr int64_t kGemvPrefetch = 512;
+
 template <int NVEC, typename Idx>
 void gs_lanes_gemv8(const float* val, const Idx* idx, int64_t k, int stride, const float* x,
                     float* out) {
@@ -35,6 +40,8 @@ void gs_lanes_gemv8(const float* val, const Idx* idx, int64_t k, int stride, con
   for (; g + 2 <= k; g += 2) {
     const float* v = val + g * stride;
     const Idx* ix = idx + g * stride;
+    _mm_prefetch(reinterpret_cast<const char*>(v + kGemvPrefetch), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(ix + kGemvPrefetch), _MM_HINT_T0);
     for (int j = 0; j < NVEC; ++j) {
       const __m256 x0 = gather8(x, ix + 8 * j);
       const __m256 x1 = gather8(x, ix + stride + 8 * j);
