@@ -98,13 +98,14 @@ def test_bsr(block, backend, gen, by_hand):
 
 
 @pytest.mark.parametrize(
-    "nm", [(2, 4), (1, 4), (4, 8), (3, 8), (1, 1), (1, 8), (2, 5), (3, 32), (5, 33)]
+    "nm", [(2, 4), (1, 4), (4, 8), (3, 8), (1, 1), (1, 8), (2, 5), (3, 32), (5, 33), (20, 24)]
 )
 def test_nm(nm, backend, gen, by_hand):
     # The GEMV's permute path (AVX-512, m <= 32) takes P slots of whole runs spanning at
     # most 32 columns a step (2:4: 16; 2:5: 12; 3:32: 3), two steps a loop, then one, then
-    # slot by slot from where 32 columns pass K; m = 33 takes the gather path or the
-    # visitor. K = 300 gives several loop turns and every remainder.
+    # slot by slot from where 32 columns pass K; m = 33 and n = 20 (a run's 20 slots do not
+    # fit a 16-slot step) take the gather path or the visitor. K = 300 gives several loop
+    # turns and every remainder.
     for M, K in [*SHAPES, (9, 300)]:
         check_all(*by_hand.nm(M, K, *nm, gen), backend, gen)
 

@@ -25,12 +25,9 @@ void gs_band_scalar(const float* val, const Idx* idx, int64_t k, int V, int lane
 
 // N == 1, 8*NVEC lanes of a band whose groups are `stride` floats apart: per group and 8
 // lanes one contiguous value load, one gather of x at the 8 indices, one FMA into the lane
-// accumulators. Two accumulator sets (even/odd groups) hide the FMA latency.
-// The GEMV prefetches the band's values and indices this many elements ahead: a large
-// layer streams from memory (4096 x 4096 at 0.9, Zen 4, one thread, weights cold in
-// cache: 0.76 against 0.85 ms without).
-constexpr int64_t kGemvPrefetch = 512;
-
+// accumulators. Two accumulator sets (even/odd groups) hide the FMA latency. Values and
+// indices are prefetched kGemvPrefetch elements ahead (4096 x 4096 at 0.9, Zen 4, one
+// thread, weights cold in cache: 0.76 against 0.85 ms without).
 template <int NVEC, typename Idx>
 void gs_lanes_gemv8(const float* val, const Idx* idx, int64_t k, int stride, const float* x,
                     float* out) {

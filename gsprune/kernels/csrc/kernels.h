@@ -93,6 +93,10 @@ using TileVec = Ymm;
 
 #endif  // GSPRUNE_AVX2
 
+// How far ahead (in elements) the GEMVs (GS bands, N:M rows) prefetch their values and
+// indices: a large layer streams its weights from L3 or memory once per product.
+constexpr int64_t kGemvPrefetch = 512;
+
 // n rounded up to a multiple of w (a whole number of vectors).
 inline int64_t round_up(int64_t n, int64_t w) { return (n + w - 1) / w * w; }
 

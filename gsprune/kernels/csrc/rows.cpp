@@ -14,6 +14,18 @@ namespace {
 
 #if GSPRUNE_AVX2
 
+// The N:M row dots' remainder: sum of v[s] * x[column] over slots [s, slots), column
+// checked against K (slots of the run that overhangs K hold no defined value).
+inline float nm_tail(const float* v, const uint8_t* off, int n, int m, int64_t s, int64_t slots,
+                     int64_t K, const float* x) {
+  float sum = 0.0f;
+  for (; s < slots; ++s) {
+    const int64_t col = s / n * m + off[s];
+    if (col < K) sum += v[s] * x[col];
+  }
+  return sum;
+}
+
 // N:M row dot, for 8 % n == 0: slot s lies in run s / n, so the 8 slots from s0 (a
 // multiple of 8) have columns (s0 / n) * m + (lane / n) * m + offset. x is read with
 // scalar loads (as the GS GEMV's gather8: faster than vpgatherdd on the Zen CPUs measured)
@@ -42,12 +54,7 @@ inline float nm_dot(const float* v, const uint8_t* off, int n, int m, int64_t fu
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + s), gather(s, col0), acc0);
     s += 8;
   }
-  float sum = hsum(_mm256_add_ps(acc0, acc1));
-  for (; s < slots; ++s) {
-    const int64_t col = s / n * m + off[s];
-    if (col < K) sum += v[s] * x[col];
-  }
-  return sum;
+  return hsum(_mm256_add_ps(acc0, acc1)) + nm_tail(v, off, n, m, s, slots, K, x);
 }
 
 #if GSPRUNE_AVX512
@@ -57,31 +64,34 @@ inline float nm_dot(const float* v, const uint8_t* off, int n, int m, int64_t fu
 // with no load per slot. A slot's column within the span is (slot / n) * m + offset.
 // Made once per product (the lane bases), used for every row. Slots from the first step
 // whose 32 columns reach past K (or past the full runs) are done one by one with a
-// column check. The values and offsets are prefetched kPrefetch slots ahead: rows stream
+// column check. The values and offsets are prefetched kGemvPrefetch slots ahead: rows stream
 // from L3 or memory (4096 x 4096 at 2:4 is 40 MB; prefetching made its GEMV 1.2x faster).
 // Zen 4, one thread, weights cold in cache: 4096 x 4096 at 2:4 2.54 ms against 4.63 ms
 // for nm_dot's gathers (dense F.linear 3.5 ms); GNMT's 1024 x 256 1.5x faster.
 class NmPermuteDot {
  public:
+  // P = 0 (applies() false) when no whole run fits a step: m > 32 (32 columns) or n > 16
+  // (16 slots).
   NmPermuteDot(int n, int m)
-      : n_(n), m_(m), P_(std::min(16, 32 * n / m) / n * n), span_(P_ / n * m),
+      : n_(n), m_(m), P_(m <= 32 ? std::min(16, 32 * n / m) / n * n : 0), span_(P_ / n * m),
         live_(static_cast<__mmask16>((1u << P_) - 1u)) {
     alignas(64) int32_t base[16] = {};
     for (int lane = 0; lane < P_; ++lane) base[lane] = lane / n * m;
     lane_base_ = _mm512_load_si512(base);
   }
 
+  bool applies() const { return P_ > 0; }
+
   // Row dot: v, off are the row's `slots` slots, of which the first `full_slots` lie in
   // runs inside K.
   float operator()(const float* v, const uint8_t* off, int64_t full_slots, int64_t slots,
                    int64_t K, const float* x) const {
-    constexpr int64_t kPrefetch = 512;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int64_t s = 0, col0 = 0;
     for (; s + 2 * P_ <= full_slots && col0 + span_ + 32 <= K; s += 2 * P_, col0 += 2 * span_) {
-      _mm_prefetch(reinterpret_cast<const char*>(v + s + kPrefetch), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(v + s + kPrefetch + 16), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(off + s + kPrefetch), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(v + s + kGemvPrefetch), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(v + s + kGemvPrefetch + 16), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(off + s + kGemvPrefetch), _MM_HINT_T0);
       acc0 = step(v, off, s, x + col0, acc0);
       acc1 = step(v, off, s + P_, x + col0 + span_, acc1);
     }
@@ -89,12 +99,8 @@ class NmPermuteDot {
       acc0 = step(v, off, s, x + col0, acc0);
       s += P_;
     }
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-    for (; s < slots; ++s) {
-      const int64_t col = s / n_ * m_ + off[s];
-      if (col < K) sum += v[s] * x[col];
-    }
-    return sum;
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) +
+           nm_tail(v, off, n_, m_, s, slots, K, x);
   }
 
  private:
@@ -319,9 +325,11 @@ void nm_matmul(const float* values, const uint8_t* offsets, int n, int m, int64_
   };
   // Row dots: by permutes where AVX-512 is compiled in and m <= 32, else by gathers
   // (8 % n == 0); other rows through the visitor.
-  const bool permute = GSPRUNE_AVX512 && m <= 32;
 #if GSPRUNE_AVX512
-  const NmPermuteDot permute_dot(n, std::min(m, 32));
+  const NmPermuteDot permute_dot(n, m);
+  const bool permute = permute_dot.applies();
+#else
+  const bool permute = false;
 #endif
   auto dot = [&](int64_t r) -> float {
 #if GSPRUNE_AVX2
