@@ -6,8 +6,10 @@ covers the GEMV path, column tiles narrower than a vector, tiles that end inside
 16-float vectors), of 8- and 16-float vectors (every vector build this CPU runs is tested
 by name);
 threads 1 and 2 cover the serial and the split paths (gs_scatter, gs_free and CSR run
-through row plans, split by bands like gs); 203 rows on one thread take the GS kernel's
-packed x tiles, fewer rows per thread read x in place.
+through row plans, split by bands like gs). x tiles are packed when the weights of a call
+read each x row at least 12 times on average (kernels.h): the CSR, BSR and N:M matrices of
+37 rows and more and the dense-banded GS matrices of test_gs_packed_tiles take packed
+tiles, the other GS matrices (at most 6 groups a band) and 5-row matrices read x in place.
 """
 
 from __future__ import annotations
@@ -80,6 +82,15 @@ def test_gs_index_dtype_boundary(variant, N, indexed, dtype, backend, gen, by_ha
 def test_gs_many_groups_per_band(backend, gen, by_hand):
     # Long bands: the two-accumulator GEMV loop and its odd remainder, uneven bands split.
     fmt, W = by_hand.gs(123, 300, 8, "gs", gen, max_k=41)
+    check_all(fmt, W, backend, gen)
+
+
+@pytest.mark.parametrize("variant", ["gs", "gs_scatter", "gs_free"])
+@pytest.mark.parametrize("V", [8, 16])
+def test_gs_packed_tiles(variant, V, backend, gen, by_hand):
+    # About 30 groups a band: each of the 129 x rows is read about 47 times (gs: 24 a
+    # thread on 2 threads), so the SpMM kernel copies x's tiles first.
+    fmt, W = by_hand.gs(203, 129, V, variant, gen, max_k=60)
     check_all(fmt, W, backend, gen)
 
 

@@ -130,7 +130,7 @@ void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float*
       }
     }
   };
-  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, (t1 - t0) * V, tile);
+  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, (band_ptr[t1] - band_ptr[t0]) * V, tile);
 }
 
 #endif  // GSPRUNE_AVX2

@@ -300,18 +300,22 @@ struct RegisterTile {
 // The ceil(N / W) vectors are split into the fewest tiles of at most NV vectors,
 // balanced (13 vectors, NV = 3: 2, 3, 2, 3, 3; never a lone vector whose few accumulators
 // leave FMA pipes idle). A tile is packed (its rows copied to a dense buffer) only when
-// x holds several tiles, so that a tile's rows are strided in x, and at least kPackRows
-// rows (`reuse`) read it, to pay the copy; otherwise it is read in place (a single tile
-// is x itself). Measured on Zen 5 (AVX-512, GS kernel): packing x when it is one tile
-// cost 30-45% (N = 16, 64); not packing Jasper's N = 501 for 256 rows cost 1.5x; on Zen 3
-// packing for 64 rows cost 25%, for 256 rows it gained 1.5-2x.
-constexpr int64_t kPackRows = 128;
+// x holds several tiles, so that a tile's rows are strided in x, and enough of the call's
+// `nnz` weights read each of x's K rows to pay the copy: at least kPackReads on average,
+// or kPackReadsLarge once x outgrows kPackLargeBytes (strided rows of a large x miss L2).
+// Otherwise a tile is read in place (a single tile is x itself). Measured on Zen 4, one
+// thread, GS: packing 64x1408 at N = 501 took 0.5 sparsity from 0.96 to 0.64 ms (0.9:
+// 0.26 -> 0.24), two threads 160x2720 at 0.5 from 2.77 to 1.63 ms; packing the small conv
+// GEMMs (128x1152 N = 49, 64x576 N = 196 at 0.9: 1.3-6 reads a row) cost 33-36%. On Zen 5
+// packing x when it is one tile cost 30-45% (N = 16, 64).
+constexpr int64_t kPackReads = 12, kPackReadsLarge = 3, kPackLargeBytes = int64_t{1} << 20;
 
 template <class Vec, int NV, class Tile>
-void for_each_column_tile(const float* x, int64_t K, int64_t N, int64_t reuse, Tile&& tile) {
+void for_each_column_tile(const float* x, int64_t K, int64_t N, int64_t nnz, Tile&& tile) {
   constexpr int W = Vec::W;
   const int64_t vectors = (N + W - 1) / W, n_tiles = (vectors + NV - 1) / NV;
-  const bool packed = n_tiles > 1 && reuse >= kPackRows;
+  const bool large = K * N * static_cast<int64_t>(sizeof(float)) > kPackLargeBytes;
+  const bool packed = n_tiles > 1 && nnz >= (large ? kPackReadsLarge : kPackReads) * K;
   Scratch xp(packed ? static_cast<size_t>(K) * W * NV : 0);
   for (int64_t t = 0, v0 = 0; t < n_tiles; ++t) {
     const int64_t v1 = vectors * (t + 1) / n_tiles;  // this tile: vectors [v0, v1)

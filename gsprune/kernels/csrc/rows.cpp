@@ -163,7 +163,9 @@ void rows_spmm(int64_t r0, int64_t r1, VisitFor&& visit_for, const float* x, int
       row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(visit_for(r), xt, ldx, mask,
                                                                   y + r * N + n0);
   };
-  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, r1 - r0, tile);
+  int64_t nnz = 0;
+  for (int64_t r = r0; r < r1; ++r) visit_for(r)([&](float, int64_t) { ++nnz; });
+  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, nnz, tile);
 }
 
 // BSR, N > 1: row rr of the block row whose blocks are [b0, b1) times one column tile of
@@ -204,7 +206,8 @@ void bsr_spmm(const int32_t* crow, const int32_t* col, const float* values, int 
           col, values, crow[r / R], crow[r / R + 1], R, C, static_cast<int>(r % R), K, xt, ldx,
           mask, y + r * N + n0);
   };
-  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, r1 - r0, tile);
+  const int64_t blocks = crow[(r1 + R - 1) / R] - crow[r0 / R];
+  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, blocks * R * C, tile);
 }
 
 // N:M, one chunk of L rows (S slots each, row stride S) times one column tile of NV
@@ -248,7 +251,7 @@ void nm_spmm(const float* values, const uint8_t* offsets, int n, int m, int64_t 
           values + r * S, offsets + r * S, S, full_runs, n, m, K, xt, ldx, y + r * N + n0, N,
           mask);
   };
-  if (chunked > r0) for_each_column_tile<Vec, Vec::kVectors>(x, K, N, chunked - r0, tile);
+  if (chunked > r0) for_each_column_tile<Vec, Vec::kVectors>(x, K, N, (chunked - r0) * S, tile);
   if (chunked < r1) rows_spmm(chunked, r1, visit_for, x, K, N, y);
 }
 
