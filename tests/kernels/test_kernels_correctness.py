@@ -7,9 +7,10 @@ covers the GEMV path, column tiles narrower than a vector, tiles that end inside
 by name);
 threads 1 and 2 cover the serial and the split paths (gs_scatter, gs_free and CSR run
 through row plans, split by bands like gs). x tiles are packed when the weights of a call
-read each x row at least 12 times on average (kernels.h): the CSR, BSR and N:M matrices of
-37 rows and more and the dense-banded GS matrices of test_gs_packed_tiles take packed
-tiles, the other GS matrices (at most 6 groups a band) and 5-row matrices read x in place.
+read each x row at least 12 times on average (kernels.h): the 203-row CSR, BSR and 2:4
+matrices and the dense-banded GS matrices of test_gs_packed_tiles take packed tiles on one
+and two threads; the 5-row matrices and the other GS matrices (at most 6 groups a band,
+41 in test_gs_many_groups_per_band) read x in place.
 """
 
 from __future__ import annotations

@@ -306,7 +306,8 @@ struct RegisterTile {
 // Otherwise a tile is read in place (a single tile is x itself). Measured on Zen 4, one
 // thread, GS: packing 64x1408 at N = 501 took 0.5 sparsity from 0.96 to 0.64 ms (0.9:
 // 0.26 -> 0.24), two threads 160x2720 at 0.5 from 2.77 to 1.63 ms; packing the small conv
-// GEMMs (128x1152 N = 49, 64x576 N = 196 at 0.9: 1.3-6 reads a row) cost 33-36%. On Zen 5
+// GEMMs on two threads (128x1152 N = 49, 64x576 N = 196 at 0.9: 3-7 reads a row) cost
+// 33-36%. On Zen 5
 // packing x when it is one tile cost 30-45% (N = 16, 64).
 constexpr int64_t kPackReads = 12, kPackReadsLarge = 3, kPackLargeBytes = int64_t{1} << 20;
 

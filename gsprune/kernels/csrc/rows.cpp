@@ -152,19 +152,17 @@ inline void row_tile(Visit&& visit, const float* x, int64_t ldx, typename Vec::M
   tile.store(out, 0);
 }
 
-// N > 1, rows [r0, r1), one row at a time over column tiles (for_each_column_tile);
-// visit_for(r) gives row r's entry visitor (see row_scalar).
+// N > 1, rows [r0, r1) with `nnz` stored entries, one row at a time over column tiles
+// (for_each_column_tile); visit_for(r) gives row r's entry visitor (see row_scalar).
 template <class VisitFor>
-void rows_spmm(int64_t r0, int64_t r1, VisitFor&& visit_for, const float* x, int64_t K,
-               int64_t N, float* y) {
+void rows_spmm(int64_t r0, int64_t r1, int64_t nnz, VisitFor&& visit_for, const float* x,
+               int64_t K, int64_t N, float* y) {
   using Vec = TileVec;
   auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
     for (int64_t r = r0; r < r1; ++r)
       row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(visit_for(r), xt, ldx, mask,
                                                                   y + r * N + n0);
   };
-  int64_t nnz = 0;
-  for (int64_t r = r0; r < r1; ++r) visit_for(r)([&](float, int64_t) { ++nnz; });
   for_each_column_tile<Vec, Vec::kVectors>(x, K, N, nnz, tile);
 }
 
@@ -252,7 +250,7 @@ void nm_spmm(const float* values, const uint8_t* offsets, int n, int m, int64_t 
           mask);
   };
   if (chunked > r0) for_each_column_tile<Vec, Vec::kVectors>(x, K, N, (chunked - r0) * S, tile);
-  if (chunked < r1) rows_spmm(chunked, r1, visit_for, x, K, N, y);
+  if (chunked < r1) rows_spmm(chunked, r1, (r1 - chunked) * S, visit_for, x, K, N, y);
 }
 
 #endif  // GSPRUNE_AVX2
@@ -326,8 +324,8 @@ void nm_matmul(const float* values, const uint8_t* offsets, int n, int m, int64_
       }
     };
   };
-  // Row dots: by permutes where AVX-512 is compiled in and m <= 32, else by gathers
-  // (8 % n == 0); other rows through the visitor.
+  // Row dots: by permutes where AVX-512 is compiled in and a whole run fits a step
+  // (NmPermuteDot::applies), else by gathers (8 % n == 0); other rows through the visitor.
 #if GSPRUNE_AVX512
   const NmPermuteDot permute_dot(n, m);
   const bool permute = permute_dot.applies();
