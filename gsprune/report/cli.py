@@ -13,8 +13,10 @@ ignored), names every broken record it skips on stderr, and writes under
 
 - ``runs.csv``: one row per run (see ``RUN_COLUMNS``, the flattened optional
   blocks ``details.*``, ``dense_details.*``, ``baseline.*`` and ``outputs.*``,
-  and the per-backend ``latency_<b>``, ``latency_<b>_dense``, ``speedup_<b>``,
-  ``unit_<b>``, ``setting_<b>`` columns);
+  and the per-backend ``latency_<b>`` (drift-corrected: the task's dense latency
+  over the run's speedup, ``table.correct_drift``; figures and ratios use it),
+  ``latency_<b>_measured``, ``latency_<b>_dense``, ``speedup_<b>``, ``unit_<b>``,
+  ``setting_<b>`` columns);
 - ``layers.csv``: one row per (run, backend, pruned layer) with its latencies;
 - ``summary.md``: per task, its metric with its direction, the dense value, the
   baseline and the headline tolerance, the runs table and, per latency backend,

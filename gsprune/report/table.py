@@ -303,6 +303,7 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
 def _backend_columns(backend: str) -> list[str]:
     return [
         f"latency_{backend}",
+        f"latency_{backend}_measured",
         f"latency_{backend}_dense",
         f"speedup_{backend}",
         f"unit_{backend}",
@@ -325,7 +326,9 @@ def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Rows from ``record_row`` -> the run table, sorted by task, scale, curve, target sparsity.
 
     Adds ``curve``: the label, plus the recipe settings (see ``recipe``) that
-    differ between the runs of the same task, when any do.
+    differ between the runs of the same task, when any do; and makes every
+    ``latency_<b>`` drift-corrected (``correct_drift``), the time each run
+    measured kept as ``latency_<b>_measured``.
     """
     df = pd.DataFrame(list(rows))
     for column in RUN_COLUMNS + TAIL_COLUMNS:
@@ -342,12 +345,34 @@ def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
             for index, r in zip(group.index, recipes, strict=True):
                 named = ", ".join(f"{key}={r.get(key, 'unset')}" for key in varied)
                 df.loc[index, "curve"] = f"{df.loc[index, 'label']} ({named})"
+    correct_drift(df)
     per_backend = [column for b in backends(df) for column in _backend_columns(b)]
     flat = [c for p in FLAT_PREFIXES[:-1] for c in _prefixed(df, p)]
     df = df[RUN_COLUMNS + flat + per_backend + _prefixed(df, "outputs") + TAIL_COLUMNS]
     return df.sort_values(["task", "scale", "curve", "target_sparsity", "run_id"]).reset_index(
         drop=True
     )
+
+
+def correct_drift(df: pd.DataFrame) -> None:
+    """Put every run's sparse latency on one dense time per task, in place.
+
+    Each run times its sparse layers and the dense ones in interleaved rounds
+    (``gsprune.latency.timing``), so its ``speedup_<b>`` holds even when the
+    host's speed drifts between runs (on the shared 2-core hosts it moved 10%
+    between the cells of one sweep, enough to reorder close patterns at equal
+    accuracy); the absolute times do not. So ``latency_<b>`` becomes the
+    task's dense latency (the median of ``latency_<b>_dense`` over the task's
+    runs, as the dense reference point of ``ratios``) divided by the run's
+    speedup, and the measured time moves to ``latency_<b>_measured``. A
+    deterministic backend (the H(V, B) step model) is left unchanged by it.
+    """
+    for backend in backends(df):
+        column, dense = f"latency_{backend}", f"latency_{backend}_dense"
+        df[f"{column}_measured"] = df[column]
+        reference = df.groupby(["task", "scale"])[dense].transform("median")
+        valid = df[dense] > 0
+        df[column] = (df[column] * reference / df[dense]).where(valid, df[column])
 
 
 def _record_files(paths: Sequence[str | os.PathLike]) -> list[Path]:

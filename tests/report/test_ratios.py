@@ -172,3 +172,25 @@ def test_tolerance_defaults_to_one_point_of_each_metric() -> None:
     assert report.tolerance_for("top1", 0.5) == 0.5
     with pytest.raises(ValueError, match="tolerance wer=-1 is not accepted"):
         report.headline(pd.DataFrame(columns=report.RUN_COLUMNS), "cpu", {"wer": -1})
+
+
+def test_latency_is_corrected_for_host_drift_between_runs(make_record, frame) -> None:
+    # A and B reach 90 at the same sparsity; A's run was timed while the host ran at half
+    # speed (dense 4 ms instead of 2): measured, A looks slower (1.0 against 0.6 ms), but
+    # its speedup over the dense layers timed beside it is 4 against B's 3.33.
+    records = [
+        make_record("A", pattern="gs", params={"V": 8}, metric=90.0, latency={"cpu": (1.0, 4.0)}),
+        make_record(
+            "B", pattern="block", params={"R": 1, "C": 8}, metric=90.0, latency={"cpu": (0.6, 2.0)}
+        ),
+        make_record("C", pattern="unstructured", metric=90.0, latency={"cpu": (0.9, 3.0)}),
+    ]
+    df = frame(records).set_index("run_id")
+    # The task's dense latency is the median of the runs' dense times: 3 ms.
+    assert df.loc["A", "latency_cpu"] == pytest.approx(0.75)
+    assert df.loc["B", "latency_cpu"] == pytest.approx(0.9)
+    assert df.loc["C", "latency_cpu"] == pytest.approx(0.9)
+    assert df.loc[["A", "B", "C"], "latency_cpu_measured"].tolist() == [1.0, 0.6, 0.9]
+    ratios = report.equal_accuracy_ratios(df.reset_index(), "cpu")
+    assert ratio_of(ratios, "gs V=8", "block 1x8") == {90.0: pytest.approx(0.75 / 0.9)}
+    assert ratio_of(ratios, "gs V=8", "dense") == {90.0: pytest.approx(0.25)}
