@@ -2,8 +2,11 @@
 
 The parts, each a file:
 
-- ``table``: reading records into the run table (``runs.csv``) and the per-layer
-  table (``layers.csv``), skipping broken records with a message;
+- ``rows``: one run record -> one row of the run table (labels, recipe, flattened
+  blocks), ``BrokenRecord`` naming a missing field;
+- ``table``: reading records into the run table (``runs.csv``, latency corrected
+  for host drift between runs) and the per-layer table (``layers.csv``),
+  skipping broken records with a message;
 - ``ratios``: monotone envelopes, Pareto fronts, equal-metric latency ratios and
   the headline speedups at dense +/- tolerance;
 - ``plots``: the matplotlib figures;
@@ -34,19 +37,16 @@ from gsprune.report.ratios import (
     pareto_front,
     tolerance_for,
 )
+from gsprune.report.rows import RECIPE_EXCLUDED, BrokenRecord, pattern_label, recipe, record_row
 from gsprune.report.table import (
     FLAT_PREFIXES,
-    RECIPE_EXCLUDED,
     RUN_COLUMNS,
     TAIL_COLUMNS,
-    BrokenRecord,
     ReportError,
     backends,
+    correct_drift,
     layer_table,
     load_records,
-    pattern_label,
-    recipe,
-    record_row,
     runs_frame,
     scored_set_view,
     scored_sets,
@@ -67,6 +67,7 @@ __all__ = [
     "accuracy_latency_figure",
     "accuracy_sparsity_figure",
     "backends",
+    "correct_drift",
     "draw_figures",
     "equal_accuracy_ratios",
     "headline",
