@@ -133,16 +133,19 @@ def correct_drift(df: pd.DataFrame) -> None:
     (``gsprune.latency.timing``), so its ``speedup_<b>`` holds even when the
     host's speed drifts between runs (on the shared 2-core hosts it moved 10%
     between the cells of one sweep, enough to reorder close patterns at equal
-    accuracy); the absolute times do not. So ``latency_<b>`` becomes the
-    task's dense latency (the median of ``latency_<b>_dense`` over the task's
-    runs, as the dense reference point of ``ratios``) divided by the run's
-    speedup, and the measured time moves to ``latency_<b>_measured``. A
+    accuracy); the absolute times do not. So ``latency_<b>`` becomes the dense
+    latency of the task's runs with the same latency setting (the median of
+    their ``latency_<b>_dense``; one setting: the dense reference point of
+    ``ratios``) divided by the run's speedup, and the measured time moves to
+    ``latency_<b>_measured``. Runs timed with other settings (threads, batch)
+    keep their own dense time, so the difference between settings stays. A
     deterministic backend (the H(V, B) step model) is left unchanged by it.
     """
     for backend in backends(df):
         column, dense = f"latency_{backend}", f"latency_{backend}_dense"
         df[f"{column}_measured"] = df[column]
-        reference = df.groupby(["task", "scale"])[dense].transform("median")
+        same = ["task", "scale", f"setting_{backend}"]
+        reference = df.groupby(same)[dense].transform("median")
         valid = df[dense] > 0
         df[column] = (df[column] * reference / df[dense]).where(valid, df[column])
 

@@ -194,3 +194,22 @@ def test_latency_is_corrected_for_host_drift_between_runs(make_record, frame) ->
     ratios = report.equal_accuracy_ratios(df.reset_index(), "cpu")
     assert ratio_of(ratios, "gs V=8", "block 1x8") == {90.0: pytest.approx(0.75 / 0.9)}
     assert ratio_of(ratios, "gs V=8", "dense") == {90.0: pytest.approx(0.25)}
+
+
+def test_drift_correction_keeps_the_difference_between_latency_settings(make_record, frame) -> None:
+    # Two runs timed on one thread (dense 4 and 6 ms) and one on two threads (dense 2 ms):
+    # each is put on the dense time of its own setting, so two threads stay faster.
+    one, two = {"threads": 1, "batch": 1}, {"threads": 2, "batch": 1}
+    records = []
+    for run_id, setting, sparse, dense in (
+        ("a", one, 1.0, 4.0),
+        ("b", one, 2.0, 6.0),
+        ("c", two, 0.5, 2.0),
+    ):
+        record = make_record(run_id, latency={"cpu": (sparse, dense)})
+        record["latency"]["cpu"]["settings"] = setting
+        records.append(record)
+    df = frame(records).set_index("run_id")
+    assert df.loc["a", "latency_cpu"] == pytest.approx(5.0 / 4.0)
+    assert df.loc["b", "latency_cpu"] == pytest.approx(5.0 / 3.0)
+    assert df.loc["c", "latency_cpu"] == pytest.approx(0.5)
