@@ -60,7 +60,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from benchlib import check, encode, gaussian, time_rounds, write_csv
+from benchlib import check, encode, gaussian, print_case, time_rounds, write_csv
 from torch.utils import mkldnn
 
 from gsprune import kernels
@@ -177,11 +177,7 @@ def bench_case(
         row["dense_onednn_efficiency"] = row["dense_onednn_speedup"]
         row["gs_speedup_best_dense"] = row["gs_speedup"] / max(1.0, row["dense_onednn_speedup"])
         rows.append(row)
-        print(
-            f"{task} {M}x{K} N={N} s={sparsity} t={t}: "
-            + "  ".join(f"{k}={v[0]:.3f}ms" for k, v in times.items()),
-            flush=True,
-        )
+        print_case(f"{task} {M}x{K} N={N} s={sparsity} t={t}", times)
     return rows
 
 

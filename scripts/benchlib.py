@@ -113,3 +113,8 @@ def time_rounds(
         for name, stat in stats.items():
             medians[name].append(stat.median_ms)
     return {name: (min(values), float(np.median(values))) for name, values in medians.items()}
+
+
+def print_case(case: str, times: dict[str, tuple[float, float]], digits: int = 3) -> None:
+    """One progress line: the case, then every column's best-round median in ms."""
+    print(f"{case}: " + "  ".join(f"{k}={v[0]:.{digits}f}ms" for k, v in times.items()), flush=True)

@@ -95,6 +95,19 @@ def test_gs_packed_tiles(variant, V, backend, gen, by_hand):
     check_all(fmt, W, backend, gen)
 
 
+@pytest.mark.parametrize("variant", ["gs", "gs_scatter", "gs_free"])
+@pytest.mark.parametrize("N", [150, 257])
+def test_gs_threads_split_packed_columns(variant, N, backend, gen, by_hand):
+    # Wide enough that each of two threads still packs several column tiles of x: the
+    # threads then split x's columns (each runs every band) instead of the bands; N = 257
+    # ends in a one-column vector, so the second share ends masked.
+    fmt, W = by_hand.gs(203, 129, 8, variant, gen, max_k=60)
+    x = torch.randn(129, N, generator=gen)
+    for threads in (1, 2):
+        y = kernels.matmul(fmt, x, threads=threads, backend=backend)
+        assert_product(y, W, x, f"{kernels.kernel_name(fmt, backend)} N={N} t={threads}")
+
+
 def test_csr(backend, gen, by_hand):
     for M, K in SHAPES:
         check_all(*by_hand.csr(M, K, gen), backend, gen)

@@ -111,10 +111,12 @@ template <class Vec, int L, int NV, bool Masked, typename Idx>
 // Earlier: splitting each band's groups into K windows that all bands visit in turn (so a
 // window of x stays in L1) gained nothing on a Xeon; with the encoder's in-step column
 // order (formats/gs.py) a lane's x rows stay in a window that fits L1.
+// x holds N columns of rows `ld` floats apart, y the same N columns of rows `ld` apart (a
+// column range of the product when the threads split the columns).
 template <class Vec, int L, typename Idx>
 void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float* values,
-                   const Idx* index, int V, const float* x, int64_t K, int64_t N, float* y,
-                   int64_t M, const int32_t* row_of) {
+                   const Idx* index, int V, const float* x, int64_t ld, int64_t K, int64_t N,
+                   float* y, int64_t M, const int32_t* row_of) {
   auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
     constexpr int nvc = decltype(nv)::value;
     constexpr bool mk = decltype(masked)::value;
@@ -124,13 +126,13 @@ void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float*
       for (int c = 0; c < lanes_valid; c += L) {
         const int rows = std::min(L, lanes_valid - c);
         float* dst[L];
-        for (int i = 0; i < rows; ++i) dst[i] = y + output_row(row_of, t * V + c + i) * N + n0;
+        for (int i = 0; i < rows; ++i) dst[i] = y + output_row(row_of, t * V + c + i) * ld + n0;
         gs_chunk_tile<Vec, L, nvc, mk>(values + band_ptr[t] * V + c, index + band_ptr[t] * V + c,
                                        k, V, xt, ldx, dst, rows, mask);
       }
     }
   };
-  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, (band_ptr[t1] - band_ptr[t0]) * V, tile);
+  for_each_column_tile<Vec, Vec::kVectors>(x, ld, K, N, (band_ptr[t1] - band_ptr[t0]) * V, tile);
 }
 
 #endif  // GSPRUNE_AVX2
@@ -144,16 +146,33 @@ void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* value
   // The SIMD kernels cover V % 4 == 0 (every V of the GS patterns); N == 1 also needs
   // V == 4 or V % 8 == 0 (the GEMV's lane chunks).
   const bool vec = GSPRUNE_AVX2 && simd && V % 4 == 0 && (N > 1 || V == 4 || V % 8 == 0);
+#if GSPRUNE_AVX2
+  // Bands [t0, t1) over the columns [n0, n1) of x and y.
+  auto spmm = [&](int64_t t0, int64_t t1, int64_t n0, int64_t n1) {
+    // Lanes per chunk: the tile's, where V is a multiple of it (V % 4 == 0 always).
+    if (V % TileVec::kLanes == 0)
+      return gs_bands_spmm<TileVec, TileVec::kLanes>(band_ptr, t0, t1, values, index, V, x + n0,
+                                                     N, K, n1 - n0, y + n0, M, row_of);
+    return gs_bands_spmm<TileVec, 4>(band_ptr, t0, t1, values, index, V, x + n0, N, K, n1 - n0,
+                                     y + n0, M, row_of);
+  };
+  // Where every thread's share of x's columns is still packed, the threads split the
+  // columns (each runs every band) instead of the bands: split by bands, every thread
+  // packed all of x for itself. Measured on Zen 4, two threads, GS at 0.9: Jasper's
+  // GEMMs at N = 501 0.78-0.90x the time; where a thread's share would be one tile read
+  // in place (128x1152 at N = 49, rows 196 bytes apart), splitting cost 1.2x at 0.5.
+  constexpr int64_t W = TileVec::W;
+  const int64_t nnz = (band_ptr[n_bands] - band_ptr[0]) * V, vectors = (N + W - 1) / W;
+  const int64_t share = std::min(N, vectors / std::max(threads, 1) * W);  // the least share
+  if (vec && N > 1 && threads > 1 && packs_columns<TileVec, TileVec::kVectors>(K, share, nnz)) {
+    parallel_units(vectors, static_cast<const int64_t*>(nullptr), threads,
+                   [&](int64_t v0, int64_t v1) { spmm(0, n_bands, v0 * W, std::min(v1 * W, N)); });
+    return;
+  }
+#endif
   parallel_units(n_bands, band_ptr, threads, [&](int64_t t0, int64_t t1) {
 #if GSPRUNE_AVX2
-    if (vec && N > 1) {
-      // Lanes per chunk: the tile's, where V is a multiple of it (V % 4 == 0 always).
-      if (V % TileVec::kLanes == 0)
-        return gs_bands_spmm<TileVec, TileVec::kLanes>(band_ptr, t0, t1, values, index, V, x, K,
-                                                       N, y, M, row_of);
-      return gs_bands_spmm<TileVec, 4>(band_ptr, t0, t1, values, index, V, x, K, N, y, M,
-                                       row_of);
-    }
+    if (vec && N > 1) return spmm(t0, t1, 0, N);
 #endif
     std::vector<float> lanes(V);  // lane sums when they do not go to V consecutive rows
     for (int64_t t = t0; t < t1; ++t) {

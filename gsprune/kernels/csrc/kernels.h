@@ -311,20 +311,30 @@ struct RegisterTile {
 // packing x when it is one tile cost 30-45% (N = 16, 64).
 constexpr int64_t kPackReads = 12, kPackReadsLarge = 3, kPackLargeBytes = int64_t{1} << 20;
 
+// Whether for_each_column_tile packs the column tiles of an x[K, N] read by nnz weights.
+template <class Vec, int NV>
+inline bool packs_columns(int64_t K, int64_t N, int64_t nnz) {
+  const int64_t vectors = (N + Vec::W - 1) / Vec::W, n_tiles = (vectors + NV - 1) / NV;
+  const bool large = K * N * static_cast<int64_t>(sizeof(float)) > kPackLargeBytes;
+  return n_tiles > 1 && nnz >= (large ? kPackReadsLarge : kPackReads) * K;
+}
+
+// x[K, N] whose rows are `ld` floats apart (ld >= N: x may be a column range of a wider
+// matrix; the tile's n0 counts from x's first column).
 template <class Vec, int NV, class Tile>
-void for_each_column_tile(const float* x, int64_t K, int64_t N, int64_t nnz, Tile&& tile) {
+void for_each_column_tile(const float* x, int64_t ld, int64_t K, int64_t N, int64_t nnz,
+                          Tile&& tile) {
   constexpr int W = Vec::W;
   const int64_t vectors = (N + W - 1) / W, n_tiles = (vectors + NV - 1) / NV;
-  const bool large = K * N * static_cast<int64_t>(sizeof(float)) > kPackLargeBytes;
-  const bool packed = n_tiles > 1 && nnz >= (large ? kPackReadsLarge : kPackReads) * K;
+  const bool packed = packs_columns<Vec, NV>(K, N, nnz);
   Scratch xp(packed ? static_cast<size_t>(K) * W * NV : 0);
   for (int64_t t = 0, v0 = 0; t < n_tiles; ++t) {
     const int64_t v1 = vectors * (t + 1) / n_tiles;  // this tile: vectors [v0, v1)
     const int64_t n0 = v0 * W, w = std::min(v1 * W, N) - n0;
     const float* xt = x + n0;
-    int64_t ldx = N;
+    int64_t ldx = ld;
     if (packed) {
-      pack_columns(x, K, N, n0, w, (v1 - v0) * W, xp.data());
+      pack_columns(x, K, ld, n0, w, (v1 - v0) * W, xp.data());
       xt = xp.data();
       ldx = (v1 - v0) * W;
     }
@@ -335,6 +345,11 @@ void for_each_column_tile(const float* x, int64_t K, int64_t N, int64_t nnz, Til
     });
     v0 = v1;
   }
+}
+
+template <class Vec, int NV, class Tile>
+void for_each_column_tile(const float* x, int64_t K, int64_t N, int64_t nnz, Tile&& tile) {
+  for_each_column_tile<Vec, NV>(x, N, K, N, nnz, tile);
 }
 
 #endif  // GSPRUNE_AVX2
