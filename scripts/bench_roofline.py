@@ -52,7 +52,7 @@ from benchlib import (
 
 from gsprune import kernels
 from gsprune.formats.base import DenseMatrix, GSMatrix
-from gsprune.kernels import GRAIN_SIZE, build
+from gsprune.kernels import build
 
 # (task, M, K, N): the shapes of bench_kernels.py where GS at 0.9 missed 6x (issue #10),
 # and one where it met it (256 x 2304 at N = 16) for comparison.
@@ -80,7 +80,7 @@ def raw_call(fmt: GSMatrix, threads: int, N: int):
     its format check (folded formats repeat columns in a lane)."""
     ext = build.load(None)
     M, K = fmt.shape
-    threads = 1 if fmt.values.numel() * N < GRAIN_SIZE else threads
+    threads = kernels.call_threads(fmt.values.numel(), N, threads)
     return lambda x: ext.gs_matmul(
         fmt.band_ptr, fmt.values, fmt.index, None, fmt.V, M, K, x, threads, True
     )

@@ -41,11 +41,19 @@ from gsprune.kernels.base import (
 
 GRAIN_SIZE = 32768  # torch's at::internal::GRAIN_SIZE
 
+
+def call_threads(stored: int, columns: int, threads: int) -> int:
+    """Threads a compiled call uses: ``threads``, or 1 when its ``stored`` values times
+    x's ``columns`` fall under ``GRAIN_SIZE`` (module docstring)."""
+    return 1 if stored * columns < GRAIN_SIZE else threads
+
+
 __all__ = [
     "BACKENDS",
     "Kernel",
     "backends",
     "bind",
+    "call_threads",
     "cpu_available",
     "kernel_name",
     "matmul",
@@ -115,7 +123,7 @@ def bind(
     if not kernel.compiled:
         return lambda x: _on_torch_pool(n_threads, lambda: kernel.run(operand, x, n_threads))
     work = fmt.values.numel()
-    return lambda x: kernel.run(operand, x, 1 if work * x.shape[1] < GRAIN_SIZE else n_threads)
+    return lambda x: kernel.run(operand, x, call_threads(work, x.shape[1], n_threads))
 
 
 def _on_torch_pool(n_threads: int, call: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -149,7 +157,7 @@ def matmul(
     x2 = check_x(x, fmt.shape[1])
     n_threads = check_threads(threads)
     _, kernel = _resolve(fmt, backend)
-    if kernel.compiled and fmt.values.numel() * x2.shape[1] < GRAIN_SIZE:
-        n_threads = 1
+    if kernel.compiled:
+        n_threads = call_threads(fmt.values.numel(), x2.shape[1], n_threads)
     y = _on_torch_pool(n_threads, lambda: kernel.run(kernel.operand(fmt), x2, n_threads))
     return y if x.dim() == 2 else y.reshape(fmt.shape[0])
