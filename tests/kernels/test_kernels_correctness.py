@@ -6,8 +6,10 @@ covers the GEMV path, column tiles narrower than a vector, tiles that end inside
 16-float vectors), of 8- and 16-float vectors (every vector build this CPU runs is tested
 by name);
 threads 1 and 2 cover the serial and the split paths (gs_scatter, gs_free and CSR run
-through row plans, split by bands like gs). x tiles are packed when the weights of a call
-read each x row at least 12 times on average (kernels.h): the 203-row CSR, BSR and 2:4
+through row plans, split by bands like gs; where each thread's share of a wide x still
+packs, every format's threads split the columns: test_threads_split_packed_columns). x tiles
+are packed when the weights of a call read each x row at least 12 times on average
+(kernels.h): the 203-row CSR, BSR and 2:4
 matrices and the dense-banded GS matrices of test_gs_packed_tiles take packed tiles on one
 and two threads; the 5-row matrices and the other GS matrices (at most 6 groups a band,
 41 in test_gs_many_groups_per_band) read x in place.
@@ -95,13 +97,22 @@ def test_gs_packed_tiles(variant, V, backend, gen, by_hand):
     check_all(fmt, W, backend, gen)
 
 
-@pytest.mark.parametrize("variant", ["gs", "gs_scatter", "gs_free"])
+@pytest.mark.parametrize(
+    "matrix", ["gs", "gs_scatter", "gs_free", "bsr_1x8", "bsr_3x5", "nm_2:4", "nm_3:8"]
+)
 @pytest.mark.parametrize("N", [150, 257])
-def test_gs_threads_split_packed_columns(variant, N, backend, gen, by_hand):
-    # Wide enough that each of two threads still packs several column tiles of x: the
-    # threads then split x's columns (each runs every band) instead of the bands; N = 257
+def test_threads_split_packed_columns(matrix, N, backend, gen, by_hand):
+    # Wide enough that each of two threads still packs several column tiles of x (each
+    # of the 129 x rows is read at least 12 times): the threads then split x's columns
+    # (each runs every row) instead of the rows (kernels.h: split_packed_columns); N = 257
     # ends in a one-column vector, so the second share ends masked.
-    fmt, W = by_hand.gs(203, 129, 8, variant, gen, max_k=60)
+    kind, _, shape = matrix.partition("_")
+    if kind == "bsr":
+        fmt, W = by_hand.bsr(203, 129, *map(int, shape.split("x")), gen)
+    elif kind == "nm":
+        fmt, W = by_hand.nm(203, 129, *map(int, shape.split(":")), gen)
+    else:
+        fmt, W = by_hand.gs(203, 129, 8, matrix, gen, max_k=60)
     x = torch.randn(129, N, generator=gen)
     for threads in (1, 2):
         y = kernels.matmul(fmt, x, threads=threads, backend=backend)

@@ -156,19 +156,10 @@ void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* value
     return gs_bands_spmm<TileVec, 4>(band_ptr, t0, t1, values, index, V, x + n0, N, K, n1 - n0,
                                      y + n0, M, row_of);
   };
-  // Where every thread's share of x's columns is still packed, the threads split the
-  // columns (each runs every band) instead of the bands: split by bands, every thread
-  // packed all of x for itself. Measured on Zen 4, two threads, GS at 0.9: Jasper's
-  // GEMMs at N = 501 0.78-0.90x the time; where a thread's share would be one tile read
-  // in place (128x1152 at N = 49, rows 196 bytes apart), splitting cost 1.2x at 0.5.
-  constexpr int64_t W = TileVec::W;
-  const int64_t nnz = (band_ptr[n_bands] - band_ptr[0]) * V, vectors = (N + W - 1) / W;
-  const int64_t share = std::min(N, vectors / std::max(threads, 1) * W);  // the least share
-  if (vec && N > 1 && threads > 1 && packs_columns<TileVec, TileVec::kVectors>(K, share, nnz)) {
-    parallel_units(vectors, static_cast<const int64_t*>(nullptr), threads,
-                   [&](int64_t v0, int64_t v1) { spmm(0, n_bands, v0 * W, std::min(v1 * W, N)); });
+  const int64_t nnz = (band_ptr[n_bands] - band_ptr[0]) * V;
+  if (vec && split_packed_columns<TileVec, TileVec::kVectors>(
+                 K, N, nnz, threads, [&](int64_t n0, int64_t n1) { spmm(0, n_bands, n0, n1); }))
     return;
-  }
 #endif
   parallel_units(n_bands, band_ptr, threads, [&](int64_t t0, int64_t t1) {
 #if GSPRUNE_AVX2

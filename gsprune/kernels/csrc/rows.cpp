@@ -4,7 +4,8 @@
 // register tiles that walk x in column tiles like the GS kernel (for_each_column_tile), so
 // every format is timed with the same loop order and tile widths: N:M steps L rows
 // together like GS lanes, BSR one row at a time with its block's entries spread over
-// accumulator sets, and the rows N:M's chunks leave go through rows_spmm.
+// accumulator sets, and the rows N:M's chunks leave go through rows_spmm. Threads split
+// the rows, or x's columns where each share still packs (split_packed_columns), as GS.
 #include <utility>
 
 #include "kernels.h"
@@ -154,16 +155,19 @@ inline void row_tile(Visit&& visit, const float* x, int64_t ldx, typename Vec::M
 
 // N > 1, rows [r0, r1) with `nnz` stored entries, one row at a time over column tiles
 // (for_each_column_tile); visit_for(r) gives row r's entry visitor (see row_scalar).
+// x holds N columns of rows `ld` floats apart, y the same N columns of rows `ld` apart (a
+// column range of the product when the threads split the columns: split_packed_columns);
+// so do the other SpMM kernels here.
 template <class VisitFor>
 void rows_spmm(int64_t r0, int64_t r1, int64_t nnz, VisitFor&& visit_for, const float* x,
-               int64_t K, int64_t N, float* y) {
+               int64_t ld, int64_t K, int64_t N, float* y) {
   using Vec = TileVec;
   auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
     for (int64_t r = r0; r < r1; ++r)
       row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(visit_for(r), xt, ldx, mask,
-                                                                  y + r * N + n0);
+                                                                  y + r * ld + n0);
   };
-  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, nnz, tile);
+  for_each_column_tile<Vec, Vec::kVectors>(x, ld, K, N, nnz, tile);
 }
 
 // BSR, N > 1: row rr of the block row whose blocks are [b0, b1) times one column tile of
@@ -196,16 +200,17 @@ inline void bsr_row_tile(const int32_t* bcol, const float* values, int64_t b0, i
 
 // BSR, N > 1, rows [r0, r1) over column tiles (for_each_column_tile).
 void bsr_spmm(const int32_t* crow, const int32_t* col, const float* values, int R, int C,
-              int64_t r0, int64_t r1, int64_t K, const float* x, int64_t N, float* y) {
+              int64_t r0, int64_t r1, int64_t K, const float* x, int64_t ld, int64_t N,
+              float* y) {
   using Vec = TileVec;
   auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
     for (int64_t r = r0; r < r1; ++r)
       bsr_row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(
           col, values, crow[r / R], crow[r / R + 1], R, C, static_cast<int>(r % R), K, xt, ldx,
-          mask, y + r * N + n0);
+          mask, y + r * ld + n0);
   };
   const int64_t blocks = crow[(r1 + R - 1) / R] - crow[r0 / R];
-  for_each_column_tile<Vec, Vec::kVectors>(x, K, N, blocks * R * C, tile);
+  for_each_column_tile<Vec, Vec::kVectors>(x, ld, K, N, blocks * R * C, tile);
 }
 
 // N:M, one chunk of L rows (S slots each, row stride S) times one column tile of NV
@@ -239,18 +244,20 @@ inline void nm_chunk_tile(const float* v, const uint8_t* off, int64_t S, int64_t
 // (for_each_column_tile); the last (r1 - r0) mod L rows through rows_spmm.
 template <class VisitFor>
 void nm_spmm(const float* values, const uint8_t* offsets, int n, int m, int64_t runs, int64_t r0,
-             int64_t r1, VisitFor&& visit_for, const float* x, int64_t K, int64_t N, float* y) {
+             int64_t r1, VisitFor&& visit_for, const float* x, int64_t ld, int64_t K, int64_t N,
+             float* y) {
   using Vec = TileVec;
   constexpr int L = Vec::kLanes;
   const int64_t S = runs * n, full_runs = K / m, chunked = r0 + (r1 - r0) / L * L;
   auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
     for (int64_t r = r0; r < chunked; r += L)
       nm_chunk_tile<Vec, L, decltype(nv)::value, decltype(masked)::value>(
-          values + r * S, offsets + r * S, S, full_runs, n, m, K, xt, ldx, y + r * N + n0, N,
+          values + r * S, offsets + r * S, S, full_runs, n, m, K, xt, ldx, y + r * ld + n0, ld,
           mask);
   };
-  if (chunked > r0) for_each_column_tile<Vec, Vec::kVectors>(x, K, N, (chunked - r0) * S, tile);
-  if (chunked < r1) rows_spmm(chunked, r1, (r1 - chunked) * S, visit_for, x, K, N, y);
+  if (chunked > r0)
+    for_each_column_tile<Vec, Vec::kVectors>(x, ld, K, N, (chunked - r0) * S, tile);
+  if (chunked < r1) rows_spmm(chunked, r1, (r1 - chunked) * S, visit_for, x, ld, K, N, y);
 }
 
 #endif  // GSPRUNE_AVX2
@@ -299,10 +306,18 @@ void bsr_matmul(const int32_t* crow, const int32_t* col, const float* values, in
     return 0.0f;
 #endif
   };
+#if GSPRUNE_AVX2
+  if (simd && split_packed_columns<TileVec, TileVec::kVectors>(
+                  K, N, int64_t{crow[block_rows] - crow[0]} * R * C, threads,
+                  [&](int64_t n0, int64_t n1) {
+                    bsr_spmm(crow, col, values, R, C, 0, M, K, x + n0, N, n1 - n0, y + n0);
+                  }))
+    return;
+#endif
   parallel_units(block_rows, crow, threads, [&](int64_t q0, int64_t q1) {
 #if GSPRUNE_AVX2
     if (simd && N > 1)
-      return bsr_spmm(crow, col, values, R, C, q0 * R, std::min(q1 * R, M), K, x, N, y);
+      return bsr_spmm(crow, col, values, R, C, q0 * R, std::min(q1 * R, M), K, x, N, N, y);
 #endif
     rows_product(q0 * R, std::min(q1 * R, M), visit_for, dot, N == 1 && C % 8 == 0, x, K, N, y,
                  simd);
@@ -345,9 +360,18 @@ void nm_matmul(const float* values, const uint8_t* offsets, int n, int m, int64_
     return 0.0f;
 #endif
   };
+#if GSPRUNE_AVX2
+  if (simd && split_packed_columns<TileVec, TileVec::kVectors>(
+                  K, N, M * slots, threads, [&](int64_t n0, int64_t n1) {
+                    nm_spmm(values, offsets, n, m, runs, 0, M, visit_for, x + n0, N, K, n1 - n0,
+                            y + n0);
+                  }))
+    return;
+#endif
   parallel_units<int64_t>(M, nullptr, threads, [&](int64_t r0, int64_t r1) {
 #if GSPRUNE_AVX2
-    if (simd && N > 1) return nm_spmm(values, offsets, n, m, runs, r0, r1, visit_for, x, K, N, y);
+    if (simd && N > 1)
+      return nm_spmm(values, offsets, n, m, runs, r0, r1, visit_for, x, N, K, N, y);
 #endif
     rows_product(r0, r1, visit_for, dot, N == 1 && (permute || 8 % n == 0), x, K, N, y, simd);
   });
