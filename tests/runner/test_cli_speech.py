@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gsprune.tasks.speech.data import CORPUS_DEFAULTS, read_prompt_transcripts
+from gsprune.tasks.speech.corpus import CORPUS_DEFAULTS
+from gsprune.tasks.speech.sources import read_prompt_transcripts
 from gsprune.tasks.speech.text import normalize
 
 TINY_SPEECH = [

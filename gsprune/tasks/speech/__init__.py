@@ -1,7 +1,8 @@
 """Speech recognition task kind (``kind: speech``): Jasper + CTC, scored by WER.
 
-Parts: ``text`` (alphabet, normalisation), ``data`` (the embedded corpus:
-Asterisk prompts + synthesized speech, cached), ``librispeech`` (the paper-scale
+Parts: ``text`` (alphabet, normalisation), ``corpus`` (the embedded corpus:
+Asterisk prompts from ``sources`` + speech from ``synthesis``, cached), ``data``
+(datasets and length-bucketed batches), ``librispeech`` (the paper-scale
 data), ``features`` (log-mel, SpecAugment), ``jasper`` (the model), ``task``
 (the registered Task).
 """

@@ -3,7 +3,7 @@
 Two scales share this task kind (``kind: speech``):
 
 - embedded (``conf/task/speech.yaml``): a small Jasper on the 8 kHz corpus of
-  ``gsprune.tasks.speech.data`` (real Asterisk prompts + synthesized speech),
+  ``gsprune.tasks.speech.corpus`` (real Asterisk prompts + synthesized speech),
   prepared once and cached under ``cache_dir``; two test sets, held-out
   synthetic voices (``test_synthetic``) and held-out real clips (``test_real``);
 - paper (``conf/task/librispeech.yaml``): Jasper 10x5 (or the 5x3 preset) on
@@ -59,19 +59,12 @@ from gsprune.tasks.base import (
     model_device,
 )
 from gsprune.tasks.data import distributed, make_loader
-from gsprune.tasks.speech.data import (
-    CORPUS_DEFAULTS,
-    SAMPLE_RATE,
-    LengthBatches,
-    Utterances,
-    check_tools,
-    collate,
-    corpus_identity,
-    load_corpus,
-)
+from gsprune.tasks.speech.corpus import CORPUS_DEFAULTS, check_tools, corpus_identity, load_corpus
+from gsprune.tasks.speech.data import LengthBatches, Utterances, collate
 from gsprune.tasks.speech.features import LogMel, spec_augment
 from gsprune.tasks.speech.jasper import build_jasper
 from gsprune.tasks.speech.librispeech import LIBRISPEECH_SPLITS, LibriSpeech, librispeech_folder
+from gsprune.tasks.speech.sources import SAMPLE_RATE
 from gsprune.tasks.speech.text import ALPHABET, BLANK, decode
 from gsprune.views import gemm_columns
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gsprune.tasks.speech.data import CORPUS_DEFAULTS
+from gsprune.tasks.speech.corpus import CORPUS_DEFAULTS
 
 PROMPTS = Path(CORPUS_DEFAULTS["prompts_dir"])
 TRANSCRIPTS = Path(CORPUS_DEFAULTS["transcripts"])

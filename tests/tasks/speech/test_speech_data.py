@@ -10,18 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from gsprune.tasks.speech.data import (
+from gsprune.tasks.speech.corpus import build_corpus, corpus_key, load_corpus
+from gsprune.tasks.speech.data import LengthBatches, Utterances, collate
+from gsprune.tasks.speech.sources import read_wav, real_clips
+from gsprune.tasks.speech.synthesis import (
     ESPEAK_TEST_ACCENTS,
     ESPEAK_TEST_VARIANTS,
     FLITE_TEST_VOICES,
-    LengthBatches,
-    Utterances,
-    build_corpus,
-    collate,
-    corpus_key,
-    load_corpus,
-    read_wav,
-    real_clips,
 )
 
 

@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from gsprune.tasks.speech.data import read_prompt_transcripts
+from gsprune.tasks.speech.sources import read_prompt_transcripts
 from gsprune.tasks.speech.text import ALPHABET, decode, encode, normalize, number_words
 
 
@@ -77,7 +77,7 @@ def test_prompt_transcripts_parse_comments_blank_lines_and_brackets(tmp_path):
 
 def test_installed_prompt_transcripts_all_normalise():
     """Every line of the installed file parses; only bracketed notes normalise to nothing."""
-    from gsprune.tasks.speech.data import CORPUS_DEFAULTS
+    from gsprune.tasks.speech.corpus import CORPUS_DEFAULTS
 
     path = CORPUS_DEFAULTS["transcripts"]
     try:
