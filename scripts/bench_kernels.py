@@ -15,7 +15,9 @@ For each case and sparsity (0.5 and 0.9 by default) it projects a Gaussian weigh
 onto each pattern, encodes it, checks every kernel against the dense product, then times
 y = W @ x through ``gsprune.kernels.bind`` (checked once, as the latency harness times a
 layer; a kernel's analysis phase, e.g. a row plan, is made there, not timed) for every
-thread count asked:
+thread count asked, x's rows on 64-byte boundaries as the latency harness gives them
+(``kernels.aligned_rows``; F.linear and oneDNN read the same x, as a BLAS leading
+dimension or copied to their own layout):
 
 - dense: ``F.linear``, backend "dense": what the models and the latency harness run (on
   this torch build, MKL's sgemm; on AMD CPUs MKL may take its AVX2 path only);
@@ -139,7 +141,7 @@ def bench_case(
     for label, (pattern, params, backend, only) in SPARSE.items():
         if only is None or sparsity in only:
             mats[label] = (encode(weight, pattern, sparsity, params), backend)
-    x = torch.randn(K, N, generator=gen)
+    x = kernels.aligned_rows(torch.randn(K, N, generator=gen))
     for label, (fmt, backend) in mats.items():
         check(kernels.matmul(fmt, x, threads[0], backend), fmt.to_dense(), x, label)
     check(onednn_linear(weight, x)().T, weight, x, "dense_onednn")

@@ -1,7 +1,9 @@
 """Sparse products ``y = W @ x`` for every format (DESIGN §6).
 
 ``matmul(fmt, x, threads=None, backend="cpu")`` with ``x: float32[K]`` or ``[K, N]``
-(CPU, contiguous) returns ``y: float32[M]`` or ``[M, N]``. Backends (see
+(CPU; row-major, its rows contiguous and possibly padded: ``base.rows_contiguous``;
+``aligned_rows`` pads them to cache lines) returns ``y: float32[M]`` or ``[M, N]``.
+Backends (see
 ``BACKENDS``, one kernel registry per backend keyed by format name):
 
 - ``cpu``: compiled C++/OpenMP kernels (``gsprune.kernels.cpu``) for gs (all three
@@ -40,6 +42,27 @@ from gsprune.kernels.base import (
 )
 
 GRAIN_SIZE = 32768  # torch's at::internal::GRAIN_SIZE
+ROW_ALIGN = 16  # floats: x's rows padded by aligned_rows start on 64-byte cache lines
+
+
+def aligned_rows(x: torch.Tensor) -> torch.Tensor:
+    """``x: float32[K, N]`` with the same values in rows that start on 64-byte boundaries:
+    a ``[K, N]`` view of a ``[K, ceil(N / ROW_ALIGN) * ROW_ALIGN]`` buffer (torch's CPU
+    allocator aligns buffers to 64 bytes); ``x`` itself where N is 1 or already a multiple.
+
+    The layout a sparse layer's own im2col (or activation) buffer would have: the SpMM
+    kernels read x's rows in place where packing them would not pay, and rows of N = 196
+    or 49 floats make most of those reads straddle two cache lines (Zen 4, GS at 0.9 on
+    64x576: N = 208 took 28 us, N = 196 38 us). Dense ``F.linear`` reads the padded x as
+    fast (a BLAS leading dimension).
+    """
+    N = x.shape[1]
+    padded = -(-N // ROW_ALIGN) * ROW_ALIGN
+    if N == 1 or padded == N:
+        return x
+    buffer = x.new_zeros(x.shape[0], padded)
+    buffer[:, :N] = x
+    return buffer[:, :N]
 
 
 def call_threads(stored: int, columns: int, threads: int) -> int:
@@ -108,7 +131,7 @@ def bind(
     """``run(x) == matmul(fmt, x, threads, backend)`` for a timing loop: the format, the
     threads and the backend are checked and the kernel chosen once, not at every call.
 
-    ``x`` must be float32 ``[K, N]``, contiguous, on the CPU (not checked again). A
+    ``x`` must be float32 ``[K, N]`` with contiguous rows, on the CPU (not checked again). A
     compiled kernel's call then costs what a direct call of ``F.linear`` costs around
     its work; ``matmul``'s checks take tens of microseconds, which on a small layer at
     high sparsity would be charged to the sparse kernel alone. Torch ops (the "dense"
@@ -149,9 +172,9 @@ def matmul(
     transposed result for the dense baseline, contiguous otherwise). A kernel with an
     analysis phase (the row plans of CSR, gs_scatter and gs_free: about a second for a
     4096 x 4096 matrix at sparsity 0.5) repeats it at every call: use :func:`bind` for
-    repeated products. Raises ValueError
-    for a non-float32, non-contiguous or wrongly sized x, a bad ``threads``, a malformed
-    format, or an unknown backend or format.
+    repeated products. Raises ValueError for a non-float32 or wrongly sized x, one whose
+    rows are not contiguous, a bad ``threads``, a malformed format, or an unknown backend
+    or format.
     """
     check_format(fmt)
     x2 = check_x(x, fmt.shape[1])

@@ -4,9 +4,9 @@ Registries: one :class:`~gsprune.registry.Registry` of kernels per backend, file
 ``BACKENDS`` under the backend name and keyed by format name (``"gs"``, ``"csr"``,
 ``"bsr"``, ``"nm"``, ``"dense"``); the GS kernels dispatch on ``fmt.variant`` inside.
 A kernel is called as ``kernel.run(kernel.prepare(fmt), x, threads)`` with ``x:
-float32[K, N]`` contiguous (already checked) and ``threads`` the resolved thread count,
-and returns ``y: float32[M, N]``. ``prepare`` (the identity unless a kernel has one) is
-the kernel's analysis phase, run once per matrix by ``kernels.bind`` and at every call
+float32[K, N]`` (its rows contiguous, possibly padded; already checked: :func:`check_x`)
+and ``threads`` the resolved thread count, and returns ``y: float32[M, N]``. ``prepare``
+(the identity unless a kernel has one) is the kernel's analysis phase, run once per matrix by ``kernels.bind`` and at every call
 of ``kernels.matmul`` (e.g. the row plans of ``gsprune.kernels.row_plan``). To add a
 backend or a format, copy a sibling entry.
 """
@@ -85,8 +85,20 @@ def check_threads(threads: int | None) -> int:
     return threads
 
 
+def rows_contiguous(x: torch.Tensor) -> bool:
+    """Whether ``x: [K, N]`` (or ``[K]``) is row-major with contiguous rows, possibly padded:
+    strides ``(ld, 1)`` with ``ld >= N``, as a column range of a wider matrix. A caller may
+    pad x's rows to whole cache lines (``gsprune.latency`` does): the SpMM kernels read x's
+    rows in place where they do not pack them, and a 784-byte row (N = 196) makes most
+    of those reads straddle two cache lines."""
+    if x.dim() == 1 or x.shape[0] <= 1 or x.shape[1] <= 1:
+        return True  # a single row or column: any stride (the kernels copy it if they must)
+    return x.stride(1) == 1 and x.stride(0) >= x.shape[1]
+
+
 def check_x(x: object, K: int) -> torch.Tensor:
-    """Validate ``x: float32[K] or [K, N]`` (CPU, contiguous) and return it as ``[K, N]``."""
+    """Validate ``x: float32[K] or [K, N]`` (CPU, rows contiguous: :func:`rows_contiguous`)
+    and return it as ``[K, N]``."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"x must be a torch.Tensor [K, N]; got {type(x).__name__}")
     if x.dtype != torch.float32:
@@ -95,10 +107,10 @@ def check_x(x: object, K: int) -> torch.Tensor:
         raise ValueError(f"x must be on the CPU for these kernels; got device {x.device}")
     if x.dim() not in (1, 2):
         raise ValueError(f"x must be 1-D [K] or 2-D [K, N]; got shape {tuple(x.shape)}")
-    if not x.is_contiguous():
+    if not rows_contiguous(x):
         raise ValueError(
-            f"x must be contiguous (row-major [K, N]); got strides {x.stride()} for shape "
-            f"{tuple(x.shape)} (call x.contiguous())"
+            f"x must be row-major with contiguous rows ([K, N], strides (ld >= N, 1)); got "
+            f"strides {x.stride()} for shape {tuple(x.shape)} (call x.contiguous())"
         )
     if x.shape[0] != K:
         raise ValueError(

@@ -92,14 +92,15 @@ def _timed(
 ) -> dict[str, Any]:
     """Median ms of the CPU sparse kernel and of dense F.linear, interleaved.
 
-    The sparse kernel gets x as float32 [K, batch] (its layout), F.linear the
-    same numbers as [batch, K] (its layout). Both results are compared once
+    The sparse kernel gets x as float32 [K, batch] with its rows on 64-byte boundaries
+    (``kernels.aligned_rows``: the layout a sparse layer's own input buffer would have),
+    F.linear the same numbers as [batch, K] (its layout). Both results are compared once
     before timing, so a format that does not hold ``weight`` never gets a time.
     """
     from gsprune import kernels  # imported here: building the kernels is not needed for "model"
 
     M, K = fmt.shape
-    x = _x(K, batch)
+    x = kernels.aligned_rows(_x(K, batch))
     x_rows = x.T.contiguous()
     w = weight.detach().to(dtype=torch.float32).contiguous()
 

@@ -119,6 +119,43 @@ def test_threads_split_packed_columns(matrix, N, backend, gen, by_hand):
         assert_product(y, W, x, f"{kernels.kernel_name(fmt, backend)} N={N} t={threads}")
 
 
+@pytest.mark.parametrize(
+    "matrix", ["gs", "gs_scatter", "gs_free", "csr", "bsr_1x8", "bsr_3x5", "nm_2:4", "nm_3:8"]
+)
+def test_x_with_padded_rows(matrix, backend, gen, by_hand):
+    # x's rows need only be contiguous: rows padded to cache lines (kernels.aligned_rows,
+    # as the latency harness gives them) and a column range of a wider matrix (an odd row
+    # stride), read in place and packed (N = 150 on the 203-row matrices), on both threads'
+    # splits; a one-column range is read as a vector.
+    kind, _, shape = matrix.partition("_")
+    if kind == "bsr":
+        fmt, W = by_hand.bsr(203, 129, *map(int, shape.split("x")), gen)
+    elif kind == "nm":
+        fmt, W = by_hand.nm(203, 129, *map(int, shape.split(":")), gen)
+    elif kind == "csr":
+        fmt, W = by_hand.csr(203, 129, gen)
+    else:
+        fmt, W = by_hand.gs(203, 129, 8, matrix, gen, max_k=60)
+    for N in (1, 3, 17, 49, 150):
+        wide = torch.randn(129, N + 21, generator=gen)
+        for x in (kernels.aligned_rows(torch.randn(129, N, generator=gen)), wide[:, 7 : 7 + N]):
+            assert x.stride(1) == 1 or N == 1
+            for threads in THREADS:
+                y = kernels.matmul(fmt, x, threads=threads, backend=backend)
+                label = f"{kernels.kernel_name(fmt, backend)} N={N} ld={x.stride(0)} t={threads}"
+                assert_product(y, W, x, label)
+
+
+def test_aligned_rows_keeps_values_and_aligns_rows():
+    x = torch.randn(5, 49)
+    padded = kernels.aligned_rows(x)
+    assert torch.equal(padded, x) and padded.stride() == (64, 1)
+    assert padded.data_ptr() % 64 == 0
+    for N in (1, 16, 64):
+        same = torch.randn(5, N)
+        assert kernels.aligned_rows(same) is same
+
+
 def test_csr(backend, gen, by_hand):
     for M, K in SHAPES:
         check_all(*by_hand.csr(M, K, gen), backend, gen)

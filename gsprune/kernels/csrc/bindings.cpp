@@ -12,11 +12,25 @@ void check_tensor(const at::Tensor& t, at::ScalarType dtype, const char* name) {
               " must be a contiguous CPU tensor of dtype ", dtype, ", got ", t.scalar_type());
 }
 
-// x: float32[K, N] contiguous. Returns an uninitialised float32[M, N].
-at::Tensor output_for(const at::Tensor& x, int64_t M, int64_t K) {
-  check_tensor(x, at::kFloat, "x");
-  TORCH_CHECK(x.dim() == 2 && x.size(0) == K, "x must be [", K, ", N], got ", x.sizes());
-  return at::empty({M, x.size(1)}, x.options());
+// x: float32[K, N] whose rows are contiguous (x.stride(1) == 1), possibly padded
+// (x.stride(0) >= N), and the row stride the kernels get: a one-column x is read as a
+// vector (row stride 1) and K == 1 leaves x.stride(0) arbitrary, so those are copied
+// contiguous first (the Python layer has already refused any other layout).
+struct Rows {
+  at::Tensor x;
+  int64_t ldx;
+};
+
+Rows rows_of(const at::Tensor& x, int64_t K) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 2 &&
+                  x.size(0) == K,
+              "x must be a float32 CPU tensor [", K, ", N], got ", x.scalar_type(), " ",
+              x.sizes());
+  const int64_t N = x.size(1);
+  if (N == 1 || K == 1) return {x.contiguous(), N};
+  TORCH_CHECK(x.stride(1) == 1 && x.stride(0) >= N,
+              "x's rows must be contiguous (strides [ld >= N, 1]), got strides ", x.strides());
+  return {x, x.stride(0)};
 }
 
 // GS variant "gs" (row_of = None), or a row plan (gsprune/kernels/row_plan.py): "gs"
@@ -33,12 +47,13 @@ at::Tensor gs_matmul(const at::Tensor& band_ptr, const at::Tensor& values, const
     TORCH_CHECK(row_of->numel() == M, "row_of must hold M = ", M, " rows, got ", row_of->numel());
     rows = row_of->data_ptr<int32_t>();
   }
-  at::Tensor y = output_for(x, M, K);
+  const Rows in = rows_of(x, K);
   const int64_t n_bands = band_ptr.numel() - 1, N = x.size(1);
+  at::Tensor y = at::empty({M, N}, x.options());
   auto run = [&](auto zero) {
     using Idx = decltype(zero);
     gsprune::gs_rows_matmul<Idx>(band_ptr.data_ptr<int64_t>(), n_bands, values.data_ptr<float>(),
-                                 index.data_ptr<Idx>(), V, x.data_ptr<float>(), K, N,
+                                 index.data_ptr<Idx>(), V, in.x.data_ptr<float>(), in.ldx, K, N,
                                  y.data_ptr<float>(), M, threads, simd, rows);
   };
   if (index.scalar_type() == at::kShort) run(int16_t{});
@@ -53,10 +68,11 @@ at::Tensor bsr_matmul(const at::Tensor& crow, const at::Tensor& col, const at::T
   check_tensor(crow, at::kInt, "crow_indices");
   check_tensor(col, at::kInt, "col_indices");
   check_tensor(values, at::kFloat, "values");
-  at::Tensor y = output_for(x, M, K);
+  const Rows in = rows_of(x, K);
+  at::Tensor y = at::empty({M, x.size(1)}, x.options());
   gsprune::bsr_matmul(crow.data_ptr<int32_t>(), col.data_ptr<int32_t>(), values.data_ptr<float>(),
-                      R, C, M, K, x.data_ptr<float>(), x.size(1), y.data_ptr<float>(), threads,
-                      simd);
+                      R, C, M, K, in.x.data_ptr<float>(), in.ldx, x.size(1), y.data_ptr<float>(),
+                      threads, simd);
   return y;
 }
 
@@ -64,9 +80,11 @@ at::Tensor nm_matmul(const at::Tensor& values, const at::Tensor& offsets, int64_
                      int64_t M, int64_t K, const at::Tensor& x, int64_t threads, bool simd) {
   check_tensor(values, at::kFloat, "values");
   check_tensor(offsets, at::kByte, "indices");
-  at::Tensor y = output_for(x, M, K);
+  const Rows in = rows_of(x, K);
+  at::Tensor y = at::empty({M, x.size(1)}, x.options());
   gsprune::nm_matmul(values.data_ptr<float>(), offsets.data_ptr<uint8_t>(), n, m, M, K,
-                     x.data_ptr<float>(), x.size(1), y.data_ptr<float>(), threads, simd);
+                     in.x.data_ptr<float>(), in.ldx, x.size(1), y.data_ptr<float>(), threads,
+                     simd);
   return y;
 }
 

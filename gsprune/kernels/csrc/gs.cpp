@@ -12,12 +12,13 @@ namespace {
 // Lane i of band t writes y row output_row(row_of, t*V+i).
 template <typename Idx>
 void gs_band_scalar(const float* val, const Idx* idx, int64_t k, int V, int lanes_valid,
-                    const float* x, int64_t N, float* y, int64_t t, const int32_t* row_of) {
+                    const float* x, int64_t ldx, int64_t N, float* y, int64_t t,
+                    const int32_t* row_of) {
   for (int i = 0; i < lanes_valid; ++i) {
     auto visit = [&](auto&& f) {
       for (int64_t g = 0; g < k; ++g) f(val[g * V + i], static_cast<int64_t>(idx[g * V + i]));
     };
-    row_scalar(visit, x, N, y + output_row(row_of, t * V + i) * N);
+    row_scalar(visit, x, ldx, N, y + output_row(row_of, t * V + i) * N);
   }
 }
 
@@ -111,12 +112,12 @@ template <class Vec, int L, int NV, bool Masked, typename Idx>
 // Earlier: splitting each band's groups into K windows that all bands visit in turn (so a
 // window of x stays in L1) gained nothing on a Xeon; with the encoder's in-step column
 // order (formats/gs.py) a lane's x rows stay in a window that fits L1.
-// x holds N columns of rows `ld` floats apart, y the same N columns of rows `ld` apart (a
-// column range of the product when the threads split the columns).
+// x holds N columns of rows `ldx` floats apart, y the same N columns of rows `ldy` apart
+// (a column range of the product when the threads split the columns).
 template <class Vec, int L, typename Idx>
 void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float* values,
-                   const Idx* index, int V, const float* x, int64_t ld, int64_t K, int64_t N,
-                   float* y, int64_t M, const int32_t* row_of) {
+                   const Idx* index, int V, const float* x, int64_t ldx, int64_t K, int64_t N,
+                   float* y, int64_t ldy, int64_t M, const int32_t* row_of) {
   auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
     constexpr int nvc = decltype(nv)::value;
     constexpr bool mk = decltype(masked)::value;
@@ -126,13 +127,13 @@ void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float*
       for (int c = 0; c < lanes_valid; c += L) {
         const int rows = std::min(L, lanes_valid - c);
         float* dst[L];
-        for (int i = 0; i < rows; ++i) dst[i] = y + output_row(row_of, t * V + c + i) * ld + n0;
+        for (int i = 0; i < rows; ++i) dst[i] = y + output_row(row_of, t * V + c + i) * ldy + n0;
         gs_chunk_tile<Vec, L, nvc, mk>(values + band_ptr[t] * V + c, index + band_ptr[t] * V + c,
                                        k, V, xt, ldx, dst, rows, mask);
       }
     }
   };
-  for_each_column_tile<Vec, Vec::kVectors>(x, ld, K, N, (band_ptr[t1] - band_ptr[t0]) * V, tile);
+  for_each_column_tile<Vec, Vec::kVectors>(x, ldx, K, N, (band_ptr[t1] - band_ptr[t0]) * V, tile);
 }
 
 #endif  // GSPRUNE_AVX2
@@ -141,8 +142,8 @@ void gs_bands_spmm(const int64_t* band_ptr, int64_t t0, int64_t t1, const float*
 
 template <typename Idx>
 void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* values,
-                    const Idx* index, int V, const float* x, int64_t K, int64_t N, float* y,
-                    int64_t M, int threads, bool simd, const int32_t* row_of) {
+                    const Idx* index, int V, const float* x, int64_t ldx, int64_t K, int64_t N,
+                    float* y, int64_t M, int threads, bool simd, const int32_t* row_of) {
   // The SIMD kernels cover V % 4 == 0 (every V of the GS patterns); N == 1 also needs
   // V == 4 or V % 8 == 0 (the GEMV's lane chunks).
   const bool vec = GSPRUNE_AVX2 && simd && V % 4 == 0 && (N > 1 || V == 4 || V % 8 == 0);
@@ -152,9 +153,9 @@ void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* value
     // Lanes per chunk: the tile's, where V is a multiple of it (V % 4 == 0 always).
     if (V % TileVec::kLanes == 0)
       return gs_bands_spmm<TileVec, TileVec::kLanes>(band_ptr, t0, t1, values, index, V, x + n0,
-                                                     N, K, n1 - n0, y + n0, M, row_of);
-    return gs_bands_spmm<TileVec, 4>(band_ptr, t0, t1, values, index, V, x + n0, N, K, n1 - n0,
-                                     y + n0, M, row_of);
+                                                     ldx, K, n1 - n0, y + n0, N, M, row_of);
+    return gs_bands_spmm<TileVec, 4>(band_ptr, t0, t1, values, index, V, x + n0, ldx, K,
+                                     n1 - n0, y + n0, N, M, row_of);
   };
   const int64_t nnz = (band_ptr[n_bands] - band_ptr[0]) * V;
   if (vec && split_packed_columns<TileVec, TileVec::kVectors>(
@@ -172,7 +173,7 @@ void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* value
       const Idx* idx = index + band_ptr[t] * V;
       const int lanes_valid = static_cast<int>(std::min<int64_t>(V, M - t * V));
       if (!vec) {
-        gs_band_scalar(val, idx, k, V, lanes_valid, x, N, y, t, row_of);
+        gs_band_scalar(val, idx, k, V, lanes_valid, x, ldx, N, y, t, row_of);
         continue;
       }
 #if GSPRUNE_AVX2
@@ -187,10 +188,10 @@ void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* value
 }
 
 template void gs_rows_matmul<int16_t>(const int64_t*, int64_t, const float*, const int16_t*, int,
-                                      const float*, int64_t, int64_t, float*, int64_t, int, bool,
-                                      const int32_t*);
+                                      const float*, int64_t, int64_t, int64_t, float*, int64_t,
+                                      int, bool, const int32_t*);
 template void gs_rows_matmul<int32_t>(const int64_t*, int64_t, const float*, const int32_t*, int,
-                                      const float*, int64_t, int64_t, float*, int64_t, int, bool,
-                                      const int32_t*);
+                                      const float*, int64_t, int64_t, int64_t, float*, int64_t,
+                                      int, bool, const int32_t*);
 
 }  // namespace gsprune

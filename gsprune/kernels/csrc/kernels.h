@@ -157,13 +157,13 @@ void parallel_units(int64_t n_units, const P* ptr, int threads, Body&& body) {
   }
 }
 
-// Portable row product: yrow[0:N] = sum over the row's entries (v, col) of v * x[col, :].
-// `visit(f)` calls f(value, column) for every stored entry of the row.
+// Portable row product: yrow[0:N] = sum over the row's entries (v, col) of v * x[col, :]
+// (x's rows ldx floats apart). `visit(f)` calls f(value, column) for every stored entry.
 template <class Visit>
-inline void row_scalar(Visit&& visit, const float* x, int64_t N, float* yrow) {
+inline void row_scalar(Visit&& visit, const float* x, int64_t ldx, int64_t N, float* yrow) {
   std::fill(yrow, yrow + N, 0.0f);
   visit([&](float v, int64_t col) {
-    const float* xr = x + col * N;
+    const float* xr = x + col * ldx;
     for (int64_t n = 0; n < N; ++n) yrow[n] += v * xr[n];
   });
 }
@@ -376,7 +376,8 @@ inline int64_t output_row(const int32_t* row_of, int64_t lane) {
 // "avx512", "avx2" or "scalar": what `simd=true` runs.
 inline const char* simd_isa() { return GSPRUNE_AVX512 ? "avx512" : GSPRUNE_AVX2 ? "avx2" : "scalar"; }
 
-// ---- kernel entry points (y is [M, N] row-major; x is [K, N]) ----
+// ---- kernel entry points (y is [M, N] row-major; x is [K, N] with rows ldx >= N floats
+// apart, ldx == 1 where N == 1: a caller may pad x's rows, e.g. to whole cache lines) ----
 
 // GS format, variant "gs": bands of V rows, lane i of a group of band t owns row t*V+i.
 // band_ptr: int64[n_bands+1]; values: float[G, V]; index: Idx[G, V] (columns).
@@ -384,15 +385,17 @@ inline const char* simd_isa() { return GSPRUNE_AVX512 ? "avx512" : GSPRUNE_AVX2 
 // instead: the row plans of gsprune/kernels/row_plan.py.
 template <typename Idx>
 void gs_rows_matmul(const int64_t* band_ptr, int64_t n_bands, const float* values,
-                    const Idx* index, int V, const float* x, int64_t K, int64_t N, float* y,
-                    int64_t M, int threads, bool simd, const int32_t* row_of = nullptr);
+                    const Idx* index, int V, const float* x, int64_t ldx, int64_t K, int64_t N,
+                    float* y, int64_t M, int threads, bool simd,
+                    const int32_t* row_of = nullptr);
 
 // values: float[n_blocks, R, C]; the last block column may overhang K (zero-padded).
 void bsr_matmul(const int32_t* crow, const int32_t* col, const float* values, int R, int C,
-                int64_t M, int64_t K, const float* x, int64_t N, float* y, int threads, bool simd);
+                int64_t M, int64_t K, const float* x, int64_t ldx, int64_t N, float* y,
+                int threads, bool simd);
 
 // values: float[M, S], offsets: uint8[M, S], S = ceil(K/m)*n slots per row.
 void nm_matmul(const float* values, const uint8_t* offsets, int n, int m, int64_t M, int64_t K,
-               const float* x, int64_t N, float* y, int threads, bool simd);
+               const float* x, int64_t ldx, int64_t N, float* y, int threads, bool simd);
 
 }  // namespace gsprune

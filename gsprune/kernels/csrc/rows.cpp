@@ -155,19 +155,19 @@ inline void row_tile(Visit&& visit, const float* x, int64_t ldx, typename Vec::M
 
 // N > 1, rows [r0, r1) with `nnz` stored entries, one row at a time over column tiles
 // (for_each_column_tile); visit_for(r) gives row r's entry visitor (see row_scalar).
-// x holds N columns of rows `ld` floats apart, y the same N columns of rows `ld` apart (a
-// column range of the product when the threads split the columns: split_packed_columns);
-// so do the other SpMM kernels here.
+// x holds N columns of rows `ldx` floats apart, y the same N columns of rows `ldy` apart
+// (a column range of the product when the threads split the columns:
+// split_packed_columns); so do the other SpMM kernels here.
 template <class VisitFor>
 void rows_spmm(int64_t r0, int64_t r1, int64_t nnz, VisitFor&& visit_for, const float* x,
-               int64_t ld, int64_t K, int64_t N, float* y) {
+               int64_t ldx, int64_t K, int64_t N, float* y, int64_t ldy) {
   using Vec = TileVec;
   auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
     for (int64_t r = r0; r < r1; ++r)
       row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(visit_for(r), xt, ldx, mask,
-                                                                  y + r * ld + n0);
+                                                                  y + r * ldy + n0);
   };
-  for_each_column_tile<Vec, Vec::kVectors>(x, ld, K, N, nnz, tile);
+  for_each_column_tile<Vec, Vec::kVectors>(x, ldx, K, N, nnz, tile);
 }
 
 // BSR, N > 1: row rr of the block row whose blocks are [b0, b1) times one column tile of
@@ -200,17 +200,17 @@ inline void bsr_row_tile(const int32_t* bcol, const float* values, int64_t b0, i
 
 // BSR, N > 1, rows [r0, r1) over column tiles (for_each_column_tile).
 void bsr_spmm(const int32_t* crow, const int32_t* col, const float* values, int R, int C,
-              int64_t r0, int64_t r1, int64_t K, const float* x, int64_t ld, int64_t N,
-              float* y) {
+              int64_t r0, int64_t r1, int64_t K, const float* x, int64_t ldx, int64_t N,
+              float* y, int64_t ldy) {
   using Vec = TileVec;
   auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
     for (int64_t r = r0; r < r1; ++r)
       bsr_row_tile<Vec, decltype(nv)::value, decltype(masked)::value>(
           col, values, crow[r / R], crow[r / R + 1], R, C, static_cast<int>(r % R), K, xt, ldx,
-          mask, y + r * ld + n0);
+          mask, y + r * ldy + n0);
   };
   const int64_t blocks = crow[(r1 + R - 1) / R] - crow[r0 / R];
-  for_each_column_tile<Vec, Vec::kVectors>(x, ld, K, N, blocks * R * C, tile);
+  for_each_column_tile<Vec, Vec::kVectors>(x, ldx, K, N, blocks * R * C, tile);
 }
 
 // N:M, one chunk of L rows (S slots each, row stride S) times one column tile of NV
@@ -244,20 +244,20 @@ inline void nm_chunk_tile(const float* v, const uint8_t* off, int64_t S, int64_t
 // (for_each_column_tile); the last (r1 - r0) mod L rows through rows_spmm.
 template <class VisitFor>
 void nm_spmm(const float* values, const uint8_t* offsets, int n, int m, int64_t runs, int64_t r0,
-             int64_t r1, VisitFor&& visit_for, const float* x, int64_t ld, int64_t K, int64_t N,
-             float* y) {
+             int64_t r1, VisitFor&& visit_for, const float* x, int64_t ldx, int64_t K, int64_t N,
+             float* y, int64_t ldy) {
   using Vec = TileVec;
   constexpr int L = Vec::kLanes;
   const int64_t S = runs * n, full_runs = K / m, chunked = r0 + (r1 - r0) / L * L;
   auto tile = [&](auto nv, auto masked, int64_t n0, const float* xt, int64_t ldx, auto mask) {
     for (int64_t r = r0; r < chunked; r += L)
       nm_chunk_tile<Vec, L, decltype(nv)::value, decltype(masked)::value>(
-          values + r * S, offsets + r * S, S, full_runs, n, m, K, xt, ldx, y + r * ld + n0, ld,
+          values + r * S, offsets + r * S, S, full_runs, n, m, K, xt, ldx, y + r * ldy + n0, ldy,
           mask);
   };
   if (chunked > r0)
-    for_each_column_tile<Vec, Vec::kVectors>(x, ld, K, N, (chunked - r0) * S, tile);
-  if (chunked < r1) rows_spmm(chunked, r1, (r1 - chunked) * S, visit_for, x, ld, K, N, y);
+    for_each_column_tile<Vec, Vec::kVectors>(x, ldx, K, N, (chunked - r0) * S, tile);
+  if (chunked < r1) rows_spmm(chunked, r1, (r1 - chunked) * S, visit_for, x, ldx, K, N, y, ldy);
 }
 
 #endif  // GSPRUNE_AVX2
@@ -267,7 +267,7 @@ void nm_spmm(const float* values, const uint8_t* offsets, int n, int m, int64_t 
 // dot(r) (has_dot false: the visitor).
 template <class VisitFor, class Dot>
 void rows_product(int64_t r0, int64_t r1, VisitFor&& visit_for, Dot&& dot, bool has_dot,
-                  const float* x, int64_t K, int64_t N, float* y, bool simd) {
+                  const float* x, int64_t ldx, int64_t K, int64_t N, float* y, bool simd) {
 #if GSPRUNE_AVX2
   if (simd && has_dot) {
     for (int64_t r = r0; r < r1; ++r) y[r] = dot(r);
@@ -276,14 +276,14 @@ void rows_product(int64_t r0, int64_t r1, VisitFor&& visit_for, Dot&& dot, bool 
 #else
   (void)simd, (void)dot, (void)has_dot, (void)K;  // only the portable path is compiled
 #endif
-  for (int64_t r = r0; r < r1; ++r) row_scalar(visit_for(r), x, N, y + r * N);
+  for (int64_t r = r0; r < r1; ++r) row_scalar(visit_for(r), x, ldx, N, y + r * N);
 }
 
 }  // namespace
 
 void bsr_matmul(const int32_t* crow, const int32_t* col, const float* values, int R, int C,
-                int64_t M, int64_t K, const float* x, int64_t N, float* y, int threads,
-                bool simd) {
+                int64_t M, int64_t K, const float* x, int64_t ldx, int64_t N, float* y,
+                int threads, bool simd) {
   const int64_t block_rows = (M + R - 1) / R;
   // Row r is row r % R of block row r / R.
   auto visit_for = [&](int64_t r) {
@@ -310,22 +310,22 @@ void bsr_matmul(const int32_t* crow, const int32_t* col, const float* values, in
   if (simd && split_packed_columns<TileVec, TileVec::kVectors>(
                   K, N, int64_t{crow[block_rows] - crow[0]} * R * C, threads,
                   [&](int64_t n0, int64_t n1) {
-                    bsr_spmm(crow, col, values, R, C, 0, M, K, x + n0, N, n1 - n0, y + n0);
+                    bsr_spmm(crow, col, values, R, C, 0, M, K, x + n0, ldx, n1 - n0, y + n0, N);
                   }))
     return;
 #endif
   parallel_units(block_rows, crow, threads, [&](int64_t q0, int64_t q1) {
 #if GSPRUNE_AVX2
     if (simd && N > 1)
-      return bsr_spmm(crow, col, values, R, C, q0 * R, std::min(q1 * R, M), K, x, N, N, y);
+      return bsr_spmm(crow, col, values, R, C, q0 * R, std::min(q1 * R, M), K, x, ldx, N, y, N);
 #endif
-    rows_product(q0 * R, std::min(q1 * R, M), visit_for, dot, N == 1 && C % 8 == 0, x, K, N, y,
-                 simd);
+    rows_product(q0 * R, std::min(q1 * R, M), visit_for, dot, N == 1 && C % 8 == 0, x, ldx, K, N,
+                 y, simd);
   });
 }
 
 void nm_matmul(const float* values, const uint8_t* offsets, int n, int m, int64_t M, int64_t K,
-               const float* x, int64_t N, float* y, int threads, bool simd) {
+               const float* x, int64_t ldx, int64_t N, float* y, int threads, bool simd) {
   const int64_t runs = (K + m - 1) / m, slots = runs * n;
   auto visit_for = [&](int64_t r) {
     return [&, r](auto&& f) {
@@ -363,17 +363,18 @@ void nm_matmul(const float* values, const uint8_t* offsets, int n, int m, int64_
 #if GSPRUNE_AVX2
   if (simd && split_packed_columns<TileVec, TileVec::kVectors>(
                   K, N, M * slots, threads, [&](int64_t n0, int64_t n1) {
-                    nm_spmm(values, offsets, n, m, runs, 0, M, visit_for, x + n0, N, K, n1 - n0,
-                            y + n0);
+                    nm_spmm(values, offsets, n, m, runs, 0, M, visit_for, x + n0, ldx, K, n1 - n0,
+                            y + n0, N);
                   }))
     return;
 #endif
   parallel_units<int64_t>(M, nullptr, threads, [&](int64_t r0, int64_t r1) {
 #if GSPRUNE_AVX2
     if (simd && N > 1)
-      return nm_spmm(values, offsets, n, m, runs, r0, r1, visit_for, x, N, K, N, y);
+      return nm_spmm(values, offsets, n, m, runs, r0, r1, visit_for, x, ldx, K, N, y, N);
 #endif
-    rows_product(r0, r1, visit_for, dot, N == 1 && (permute || 8 % n == 0), x, K, N, y, simd);
+    rows_product(r0, r1, visit_for, dot, N == 1 && (permute || 8 % n == 0), x, ldx, K, N, y,
+                 simd);
   });
 }
 
