@@ -6,9 +6,9 @@ Registries: one :class:`~gsprune.registry.Registry` of kernels per backend, file
 A kernel is called as ``kernel.run(kernel.prepare(fmt), x, threads)`` with ``x:
 float32[K, N]`` (its rows contiguous, possibly padded; already checked: :func:`check_x`)
 and ``threads`` the resolved thread count, and returns ``y: float32[M, N]``. ``prepare``
-(the identity unless a kernel has one) is the kernel's analysis phase, run once per matrix by ``kernels.bind`` and at every call
-of ``kernels.matmul`` (e.g. the row plans of ``gsprune.kernels.row_plan``). To add a
-backend or a format, copy a sibling entry.
+(the identity unless a kernel has one) is the kernel's analysis phase, run once per
+matrix by ``kernels.bind`` and at every call of ``kernels.matmul`` (e.g. the row plans
+of ``gsprune.kernels.row_plan``). To add a backend or a format, copy a sibling entry.
 """
 
 from __future__ import annotations
