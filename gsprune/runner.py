@@ -249,20 +249,18 @@ def export_and_measure(
     Returns the record's ``sparsity`` and ``latency`` entries and the formats by name.
 
     Each layer is timed as ``W @ X`` with ``latency.batch * columns[name]``
-    columns (``columns``: GEMM columns per example). Achieved sparsity is
-    recomputed from the formats (stored non-zeros), not copied from the target.
+    columns (``columns``: GEMM columns per example; :func:`time_layers`). Achieved
+    sparsity is recomputed from the formats (stored non-zeros), not copied from the target.
     """
     settings = run_plan.config["latency"]
     layers: dict[str, dict[str, Any]] = {}
-    per_backend: dict[str, dict[str, dict]] = {name: {} for name in settings["backends"]}
+    weights: dict[str, torch.Tensor] = {}
     compact: dict[str, SparseFormat] = {}
-    for name, param in tqdm(
-        pruner.params.items(), desc="export + latency", unit="layer", file=sys.stderr
-    ):
+    for name, param in pruner.params.items():
         weight = gemm_view(param.detach()).float().cpu().contiguous()
         mask = gemm_view(pruner.masks[name]).cpu()
         fmt = formats.encode(weight, mask, run_plan.pattern.name, **run_plan.pattern_params)
-        compact[name] = fmt
+        compact[name], weights[name] = fmt, weight
         layers[name] = {
             "shape": list(weight.shape),
             "achieved": 1.0 - fmt.nnz / weight.numel(),
@@ -272,18 +270,6 @@ def export_and_measure(
             "dense_nbytes": weight.numel() * weight.element_size(),
             "columns": int(settings["batch"]) * columns[name],
         }
-        for backend in settings["backends"]:
-            per_backend[backend][name] = latency.measure(
-                fmt,
-                weight,
-                backend=backend,
-                batch=layers[name]["columns"],
-                threads=int(settings["threads"]),
-                warmup=int(settings["warmup"]),
-                repeats=int(settings["repeats"]),
-                V=int(settings["model"]["V"]),
-                B=int(settings["model"]["B"]),
-            )
     total = sum(layer["shape"][0] * layer["shape"][1] for layer in layers.values())
     nnz = sum(layer["nnz"] for layer in layers.values())
     achieved = 1.0 - nnz / total if total else 0.0
@@ -295,11 +281,40 @@ def export_and_measure(
         ),
         "layers": layers,
     }
-    entries = {
+    columns_timed = {name: layer["columns"] for name, layer in layers.items()}
+    return sparsity, time_layers(compact, weights, columns_timed, settings), compact
+
+
+def time_layers(
+    compact: dict[str, SparseFormat],
+    weights: dict[str, torch.Tensor],
+    columns: dict[str, int],
+    settings: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """The record's ``latency`` entries: each layer ``name`` (its format ``compact[name]``,
+    its pruned dense weight ``weights[name]: float32[M, K]``) timed as ``W @ X`` with
+    ``columns[name]`` columns on every backend of ``settings["backends"]``
+    (``latency.measure``), summed per backend (``latency.summarize``). ``settings``: the
+    run config's ``latency`` section. Used by runs and by ``gsprune.remeasure``.
+    """
+    per_backend: dict[str, dict[str, dict]] = {name: {} for name in settings["backends"]}
+    for name, fmt in tqdm(compact.items(), desc="latency", unit="layer", file=sys.stderr):
+        for backend in settings["backends"]:
+            per_backend[backend][name] = latency.measure(
+                fmt,
+                weights[name],
+                backend=backend,
+                batch=columns[name],
+                threads=int(settings["threads"]),
+                warmup=int(settings["warmup"]),
+                repeats=int(settings["repeats"]),
+                V=int(settings["model"]["V"]),
+                B=int(settings["model"]["B"]),
+            )
+    return {
         backend: latency.summarize(results, backend, _backend_settings(settings, backend))
         for backend, results in per_backend.items()
     }
-    return sparsity, entries, compact
 
 
 def _backend_settings(settings: dict[str, Any], backend: str) -> dict[str, Any]:
