@@ -187,7 +187,8 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
     is absent or not a finite number. Per latency backend ``b`` the row has
     ``latency_b`` (sum over pruned layers of the sparse kernel), ``latency_b_dense``,
     ``speedup_b`` (= dense / sparse), ``unit_b``, ``setting_b`` and ``layers_b``
-    (dict layer -> {sparse, dense, speedup, achieved}; not written to runs.csv).
+    (dict layer -> {sparse, dense, speedup, achieved}; not written to runs.csv), and
+    ``remeasured_b`` ("<time> <commit>") where ``gsprune-remeasure`` re-timed it.
 
     Optional blocks (records without them stay valid): ``metric.details`` and
     ``metric.dense_details`` become ``details.<key>`` and ``dense_details.<key>``
@@ -247,4 +248,9 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
         row[f"unit_{backend}"] = str(_field(record, ("latency", backend, "unit")))
         row[f"setting_{backend}"] = _setting_label(latency[backend].get("settings") or {})
         row[f"layers_{backend}"] = _layer_latencies(record, backend)
+        remeasured = latency[backend].get("remeasured")
+        if isinstance(remeasured, dict):  # re-timed by gsprune-remeasure: when and at which commit
+            row[f"remeasured_{backend}"] = (
+                f"{remeasured.get('created')} {remeasured.get('git_commit')}"
+            )
     return row

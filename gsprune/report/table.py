@@ -119,6 +119,7 @@ def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 df.loc[index, "curve"] = f"{df.loc[index, 'label']} ({named})"
     correct_drift(df)
     per_backend = [column for b in backends(df) for column in _backend_columns(b)]
+    per_backend += [f"remeasured_{b}" for b in backends(df) if f"remeasured_{b}" in df.columns]
     flat = [c for p in FLAT_PREFIXES[:-1] for c in _prefixed(df, p)]
     df = df[RUN_COLUMNS + flat + per_backend + _prefixed(df, "outputs") + TAIL_COLUMNS]
     return df.sort_values(["task", "scale", "curve", "target_sparsity", "run_id"]).reset_index(

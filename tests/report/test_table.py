@@ -98,6 +98,18 @@ def test_curve_names_the_settings_that_vary_between_runs_of_a_task(make_record, 
 SIGNATURE = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
 
 
+def test_a_remeasured_latency_says_when_and_at_which_commit(make_record, frame) -> None:
+    timed_again = make_record("r1")
+    timed_again["latency"]["cpu"]["remeasured"] = {
+        "created": "2026-12-03T17:00:00+00:00",
+        "git_commit": "8a29307",
+    }
+    df = frame([timed_again, make_record("r2")]).set_index("run_id")
+    assert df.loc["r1", "remeasured_cpu"] == "2026-12-03T17:00:00+00:00 8a29307"
+    assert pd.isna(df.loc["r2", "remeasured_cpu"])
+    assert "remeasured_cpu" not in frame([make_record("r3")]).columns
+
+
 def test_optional_record_blocks_become_columns(make_record, frame, speech_record) -> None:
     translation = make_record(
         "t1",
