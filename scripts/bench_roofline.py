@@ -13,7 +13,12 @@ measures why, with one controlled change: for each shape it times
   now sit in L1 (FOLD rows of one column tile: at most 16 KB);
 - x_copy: ``x.clone()``, one pass over x: the order of what packing x's column
   tiles costs where the kernel packs (x over 1 MiB and read often enough, e.g.
-  Jasper's GEMMs; ``for_each_column_tile`` in kernels.h), in gs and gs_l1 alike.
+  Jasper's GEMMs; ``for_each_column_tile`` in kernels.h), in gs and gs_l1 alike;
+  timed in rounds of its own (its fresh copy of x evicted x from the caches when it
+  ran in the rotation, which made gs slower than in bench_kernels.py).
+
+x's rows start on 64-byte boundaries (``kernels.aligned_rows``), as in bench_kernels.py
+and the latency harness.
 
 gs / gs_l1 is how much faster the same instructions run when x's rows hit L1: the
 cost of bringing x from L2 (or L3) to the registers, the most a better blocking of x
@@ -103,11 +108,13 @@ def bench(
             "dense": functools.partial(kernels.bind(DenseMatrix((M, K), weight), t, "dense"), x),
             "gs": functools.partial(kernels.bind(fmt, t), x),
             "gs_l1": functools.partial(raw_call(fold, t, N), x),
-            "x_copy": x.clone,
         }
         torch.set_num_threads(t)
         try:
             times = time_rounds(fns, rounds, repeats)
+            # In rounds of its own: each clone allocates and writes a fresh copy of x, which
+            # in the rotation evicted x from the caches before the gs call.
+            times.update(time_rounds({"x_copy": x.clone}, rounds, repeats))
         finally:
             torch.set_num_threads(before)
         dense = times["dense"][0]
