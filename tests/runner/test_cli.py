@@ -14,6 +14,8 @@ BAD_INPUT = [
     (["prune.score=nope"], "nope"),
     (["latency.backends=[nope]"], "nope"),
     (["task.dense.epochs=0"], "task.dense.epochs=0"),
+    (["task=translation", "task.dense.epochs=0"], "task.dense.epochs=0"),
+    (["task=speech", "task.dense.epochs=0"], "task.dense.epochs=0"),
     *([(["latency=cuda"], "needs a CUDA device")] if not torch.cuda.is_available() else []),
 ]
 
