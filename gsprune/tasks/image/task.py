@@ -119,7 +119,7 @@ class ImageTask(Task):
             "dense",
             self.cfg["dataset"],
         )
-        return {key: self.cfg.get(key) for key in keys}
+        return self.fingerprint_of(keys)
 
     def build_model(self) -> nn.Module:
         model = build_classifier(

@@ -248,7 +248,7 @@ class SpeechTask(Task):
             "amp",
             "dense",
         )
-        fingerprint = {key: self.cfg.get(key) for key in keys}
+        fingerprint = self.fingerprint_of(keys)
         fingerprint.update(features=self.features, spec_augment=self.augment)
         if self.cfg.get("dataset") == "embedded":
             fingerprint["corpus"] = corpus_identity(self.corpus)

@@ -173,7 +173,7 @@ class TranslationTask(Task):
             "dense",
         )
         # The corpus key identifies the data itself (its inputs and preparation settings).
-        return {**{key: self.cfg.get(key) for key in keys}, "corpus": self.corpus().meta()["key"]}
+        return {**self.fingerprint_of(keys), "corpus": self.corpus().meta()["key"]}
 
     def build_model(self) -> nn.Module:
         return build_gnmt(self.corpus().dictionary(), **dict(self.cfg.get("model_args") or {}))
