@@ -10,6 +10,7 @@ A record is a plain dict (schema version ``SCHEMA``)::
       "task": {"name": "image", "scale": "embedded", "model": str, "dataset": str},
       "pattern": {"name": "gs", "params": {"V": 8, "B": 8, ...}, "format": "gs"},
       "prune": {"method": "gmp", "score": "magnitude", ...},
+      "amp": bool,                   # task.amp resolved: trained and scored under bfloat16
       "sparsity": {
         "target": 0.9,
         "achieved": 0.9,             # over all pruned layers, from the exported formats

@@ -77,6 +77,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
             "format": run_plan.pattern.format,
         },
         "prune": run_plan.config["prune"],
+        "amp": run_plan.task.amp(),  # task.amp resolved: trained and scored under bfloat16
         "sparsity": sparsity,
         "metric": {
             "name": run_plan.task.metric_name,

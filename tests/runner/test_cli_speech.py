@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gsprune.tasks.base import bf16_native
 from gsprune.tasks.speech.corpus import CORPUS_DEFAULTS
 from gsprune.tasks.speech.sources import read_prompt_transcripts
 from gsprune.tasks.speech.text import normalize
@@ -53,6 +54,7 @@ def test_speech_run_records_wer_per_test_set_baseline_and_transcripts(
     (record,) = read_records()
     metric = record["metric"]
     assert metric["name"] == "wer" and metric["higher_is_better"] is False
+    assert record["amp"] is bf16_native("cpu")  # task.amp=auto, resolved for this CPU
     assert set(metric["details"]["wer"]) == {"test_synthetic", "test_real"}
     assert set(metric["dense_details"]["wer"]) == {"test_synthetic", "test_real"}
     assert metric["details"]["latency_input"] == {

@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 from gsprune import tasks
+from gsprune.tasks import base as base_module
 from gsprune.tasks.base import lr_factor
 from gsprune.tasks.data import InMemoryImages, keep_batch, make_loader
 from gsprune.tasks.image import SmallResNet, build_classifier
@@ -97,6 +98,7 @@ def test_torchvision_models_build_without_weights():
         ({"dense__epochs": 2.5}, "task.dense.epochs=2.5"),
         # Zero dense epochs would cache an untrained model as the dense baseline.
         ({"dense__epochs": 0}, "task.dense.epochs=0"),
+        ({"amp": "fast"}, "task.amp='fast' is not accepted; it must be true, false or auto"),
         ({"exclude": "fc.weight"}, "task.exclude='fc.weight' must be a list"),
         ({"model": "vgg_tiny"}, "model='vgg_tiny' is unknown"),
         ({"model_args": {"depth": 3}}, "depth"),
@@ -122,6 +124,26 @@ def test_fingerprint_covers_the_dense_model_only():
     assert tasks.build(config("image", dense__lr=0.5)).fingerprint() != base
     assert tasks.build(config("image", fashion_mnist__train_subset=10)).fingerprint() != base
     assert tasks.build(config("image", model_args={"widths": [8]})).fingerprint() != base
+
+
+@pytest.mark.parametrize("flags", [frozenset(), frozenset({"avx2", "avx512f"}), {"avx512_bf16"}])
+def test_amp_auto_means_bfloat16_where_the_cpu_has_it(monkeypatch, flags):
+    """``amp: auto`` follows the CPU's flags; the fingerprint holds the resolved choice, so a
+    model trained under bfloat16 is never taken from the cache for a float32 run."""
+    monkeypatch.setattr(base_module, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    native = "avx512_bf16" in flags
+    assert base_module.bf16_native("cpu") is native
+    task = tasks.build(config("image", amp="auto"))
+    task.check_common(("embedded", "paper"))
+    assert task.amp("cpu") is native
+    assert task.fingerprint()["amp"] is task.amp()
+    fixed = tasks.build(config("image", amp=native))
+    assert fixed.fingerprint() == task.fingerprint()
+    model = torch.nn.Linear(4, 4)
+    with task.autocast(model):
+        out = model(torch.ones(1, 4))
+    assert out.dtype == (torch.bfloat16 if native else torch.float32)
 
 
 def test_lr_factor_schedules():
