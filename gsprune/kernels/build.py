@@ -32,6 +32,8 @@ from types import ModuleType
 
 import torch
 
+from gsprune.checkpoints import file_lock
+
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = ("bindings.cpp", "gs.cpp", "rows.cpp")
 HEADERS = ("kernels.h",)
@@ -154,16 +156,22 @@ def _load_isa(isa: str) -> ModuleType | None:
                 file=sys.stderr,
                 flush=True,
             )
-        return _import_cpp_extension().load(
-            name=name,
-            sources=[str(CSRC / source) for source in SOURCES],
-            extra_cflags=[*CFLAGS, *ISAS[isa].cflags],
-            extra_ldflags=list(LDFLAGS),
-            extra_include_paths=[str(CSRC)],
-            build_directory=str(directory),
-            with_cuda=False,
-            verbose=False,
-        )
+        # torch's own build lock (the file "lock" in the build folder) outlives a process
+        # killed mid-build, and every later load then waits on it forever. Our lock is
+        # released by the kernel when its holder dies; whoever holds it knows that no
+        # other gsprune process is building, so a "lock" file left there is stale.
+        with file_lock(directory.parent / f"{name}.build-lock"):
+            (directory / "lock").unlink(missing_ok=True)
+            return _import_cpp_extension().load(
+                name=name,
+                sources=[str(CSRC / source) for source in SOURCES],
+                extra_cflags=[*CFLAGS, *ISAS[isa].cflags],
+                extra_ldflags=list(LDFLAGS),
+                extra_include_paths=[str(CSRC)],
+                build_directory=str(directory),
+                with_cuda=False,
+                verbose=False,
+            )
     except Exception as err:  # noqa: BLE001 - any build failure means "use the fallback"
         lines = str(err).strip().splitlines()
         _build_errors[isa] = f"{type(err).__name__}: {lines[0] if lines else ''}"

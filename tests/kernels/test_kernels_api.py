@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 
 import pytest
@@ -19,6 +21,18 @@ def test_compiled_kernels_are_built(compiled):
     assert kernels.simd_isa() == {"portable": "scalar"}.get(best, best)
     assert build.build_error() is None
     assert build.extension_name(best).startswith(f"gsprune_cpu_{best}_")
+
+
+def test_a_build_lock_left_by_a_killed_build_does_not_hang_the_next_load(compiled):
+    """torch's build lock file outlives a process killed while compiling; the next load
+    must clear it (under gsprune's own lock) instead of waiting on it forever."""
+    isa = build.best_isa()
+    stale = build.build_root() / build.extension_name(isa) / "lock"
+    stale.write_text("")
+    code = f"from gsprune.kernels import build; assert build.load({isa!r}) is not None"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not stale.exists()
 
 
 def test_isa_is_chosen_at_run_time(compiled, monkeypatch, by_hand, gen):
